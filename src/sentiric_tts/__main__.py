@@ -1,0 +1,3 @@
+from sentiric_tts.cli import main
+
+raise SystemExit(main())

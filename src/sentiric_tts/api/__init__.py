@@ -1,0 +1,1 @@
+"""Thin HTTP routers: they turn calls into SynthesisRequests and pipeline output into responses."""

@@ -1,0 +1,45 @@
+"""What the service offers: voices, languages, configuration."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from sentiric_tts.api.deps import get_runtime
+from sentiric_tts.api.schemas import ConfigOut, LanguagesOut, SpeakersOut, VoiceOut
+from sentiric_tts.runtime import Runtime
+
+router = APIRouter(prefix="/api", tags=["catalogue"])
+
+
+@router.get("/speakers", response_model=SpeakersOut, summary="Voices this engine can speak with")
+async def speakers(runtime: Runtime = Depends(get_runtime)) -> SpeakersOut:
+    pipeline = runtime.pipeline
+    return SpeakersOut(
+        default=pipeline.default_voice,
+        voices=[
+            VoiceOut(id=v.id, name=v.name, kind=v.kind, languages=list(v.languages), description=v.description)
+            for v in pipeline.voices()
+        ],
+    )
+
+
+@router.get("/languages", response_model=LanguagesOut, summary="Languages this engine speaks")
+async def languages(runtime: Runtime = Depends(get_runtime)) -> LanguagesOut:
+    return LanguagesOut(default=runtime.pipeline.default_language, languages=runtime.pipeline.languages())
+
+
+@router.get("/config", response_model=ConfigOut, summary="Engine, defaults and limits")
+async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
+    engine, pipeline, settings = runtime.engine, runtime.pipeline, runtime.settings
+    return ConfigOut(
+        engine=engine.name,
+        device=engine.device,
+        native_sample_rate=engine.sample_rate,
+        supports_cloning=engine.supports_cloning,
+        default_language=pipeline.default_language,
+        default_voice=pipeline.default_voice,
+        output_formats=list(pipeline.output_formats),
+        sample_rates=list(pipeline.sample_rates),
+        max_text_chars=pipeline.max_text_chars,
+        max_queued_requests=settings.max_queued_requests,
+    )

@@ -1,0 +1,80 @@
+"""One error shape for every HTTP failure: {"error": {"code", "message", "param", "allowed"}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sentiric_tts.synthesis.errors import RequestError, ServiceBusy, SynthesisFailed
+
+log = logging.getLogger(__name__)
+
+# Declared on every synthesis route so the OpenAPI document tells clients what can come back.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"description": "The request cannot be served as sent; `error.message` says why."},
+    503: {"description": "The service is busy or not ready; retry after `Retry-After` seconds."},
+}
+
+
+def error_body(code: str, message: str, param: str | None = None, allowed: list[object] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "param": param, "allowed": allowed}}
+
+
+def _describe_validation_error(error: dict[str, Any]) -> tuple[str, str | None]:
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+    param = ".".join(location) or None
+    message = str(error.get("msg", "invalid value"))
+    if error.get("type") == "json_invalid":
+        return "The body is not valid JSON: " + str(error.get("ctx", {}).get("error", message)), None
+    if error.get("type") == "extra_forbidden":
+        return f"Unknown field '{param}'. Check the field name against the API docs at /docs.", param
+    if error.get("type") == "missing":
+        return f"'{param}' is required.", param
+    given = error.get("input")
+    if param and given is not None and not isinstance(given, (dict, list)):
+        return f"{param}: {message} (got {given!r}).", param
+    return (f"{param}: {message}." if param else f"{message}."), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.param, exc.allowed), exc.status)
+
+    @app.exception_handler(ServiceBusy)
+    async def _busy(_: Request, exc: ServiceBusy) -> JSONResponse:
+        return JSONResponse(
+            error_body("service_busy", exc.message),
+            503,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        described = [_describe_validation_error(err) for err in exc.errors()]
+        message = " ".join(text for text, _ in described) or "The request is not valid."
+        param = next((p for _, p in described if p), None)
+        return JSONResponse(error_body("invalid_request", message, param), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body(f"http_{exc.status_code}", str(exc.detail)),
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(SynthesisFailed)
+    async def _failed(_: Request, exc: SynthesisFailed) -> JSONResponse:
+        log.error("synthesis failed: %s", exc)
+        return JSONResponse(error_body("synthesis_failed", "The engine failed; the error is logged."), 500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(error_body("internal_error", "Internal error; it is logged."), 500)

@@ -1,0 +1,124 @@
+"""Request and response bodies of the native HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sentiric_tts.engines.base import GenerationParams
+from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.synthesis.request import SynthesisRequest
+
+
+class GenerationFields(BaseModel):
+    """Speed and sampling options, shared by every synthesis body."""
+
+    speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate; 1 is normal. Every engine.")
+    temperature: float | None = Field(
+        None, gt=0.0, le=2.0, description="Sampling temperature (XTTS only; Piper ignores it)."
+    )
+    top_k: int | None = Field(None, ge=1, le=1000, description="Top-k sampling (XTTS only).")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (XTTS only).")
+    repetition_penalty: float | None = Field(
+        None, ge=1.0, le=50.0, description="Repetition penalty (XTTS only)."
+    )
+
+    def generation_params(self) -> GenerationParams:
+        return GenerationParams(
+            speed=self.speed,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty,
+        )
+
+
+class OutputFields(BaseModel):
+    output_format: str = Field("wav", description="Audio format: wav or pcm (raw s16le).")
+    sample_rate: int | None = Field(
+        None,
+        description="Output rate in Hz: 8000, 16000, 22050, 24000, 32000, 44100 or 48000. "
+        "Omit for the engine's native rate.",
+    )
+    stream: bool = Field(False, description="Send audio as it is made (chunked transfer).")
+
+
+class TTSRequestBody(GenerationFields, OutputFields):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "Hello! This is the Sentiric text to speech service.", "language": "en"}
+            ]
+        },
+    )
+
+    text: str = Field(..., description="Text to speak.", examples=["Hello world."])
+    language: str | None = Field(None, description="Language code, e.g. en. Default: the service's.")
+    voice: str | None = Field(None, description="Voice id (see GET /api/speakers).")
+    speaker_idx: str | None = Field(None, description="Alias of `voice`, for XTTS-server clients.")
+
+    @model_validator(mode="after")
+    def _one_voice(self) -> TTSRequestBody:
+        if self.voice and self.speaker_idx and self.voice != self.speaker_idx:
+            raise ValueError("give the voice once: `voice` and `speaker_idx` differ")
+        return self
+
+    def to_request(self) -> SynthesisRequest:
+        return SynthesisRequest(
+            text=self.text,
+            language=self.language,
+            voice=self.voice or self.speaker_idx,
+            params=self.generation_params(),
+            output_format=self.output_format,
+            sample_rate=self.sample_rate,
+        )
+
+
+class VoiceOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    languages: list[str]
+    description: str = ""
+
+
+class SpeakersOut(BaseModel):
+    default: str
+    voices: list[VoiceOut]
+
+
+class LanguagesOut(BaseModel):
+    default: str
+    languages: list[str]
+
+
+class ConfigOut(BaseModel):
+    engine: str
+    device: str
+    native_sample_rate: int
+    supports_cloning: bool
+    default_language: str
+    default_voice: str
+    output_formats: list[str]
+    sample_rates: list[int]
+    max_text_chars: int
+    max_queued_requests: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+    allowed: list[object] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: str
+    engine: str | None = None
+
+
+__all__ = ["RequestError", "TTSRequestBody"]

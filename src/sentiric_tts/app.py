@@ -1,0 +1,47 @@
+"""FastAPI application factory; the lifespan loads the engine, warms it up and stops it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from sentiric_tts import __version__
+from sentiric_tts.api import catalog, health, tts
+from sentiric_tts.api.errors import install_error_handlers
+from sentiric_tts.runtime import Runtime
+from sentiric_tts.settings import Settings, get_settings
+
+_DESCRIPTION = """Self-hosted text to speech: Coqui XTTS v2 on GPUs, an embedded Piper engine
+everywhere else. Whole files or streams that start before synthesis is done."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await anyio.to_thread.run_sync(Runtime.build, settings)
+        app.state.runtime = runtime
+        await anyio.to_thread.run_sync(runtime.start)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(runtime.stop)
+
+    app = FastAPI(
+        title="Sentiric TTS",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = None
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(tts.router)
+    app.include_router(catalog.router)
+    return app

@@ -1,0 +1,1 @@
+"""Audio processing after the engine: resampling, sample conversion and streaming encoders."""

@@ -1,0 +1,95 @@
+"""Command line: `serve` runs the service, `say` speaks one text to a file, `voices` lists voices."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from sentiric_tts.engines.base import GenerationParams
+from sentiric_tts.logging_setup import configure_logging
+from sentiric_tts.settings import Settings, get_settings
+from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.synthesis.request import SynthesisRequest
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sentiric_tts.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,  # keep our own logging set-up
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _say(settings: Settings, args: argparse.Namespace) -> int:
+    from sentiric_tts.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+    runtime.start()
+    try:
+        request = SynthesisRequest(
+            text=args.text,
+            language=args.language,
+            voice=args.voice,
+            params=GenerationParams(speed=args.speed),
+            output_format=args.format,
+            sample_rate=args.sample_rate,
+        )
+        try:
+            plan, audio = asyncio.run(runtime.pipeline.synthesize(request))
+        except RequestError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        args.output.write_bytes(audio)
+        print(f"wrote {args.output} ({plan.output_format}, {plan.sample_rate} Hz, voice {plan.voice_id})")
+        return 0
+    finally:
+        runtime.stop()
+
+
+def _voices(settings: Settings, _: argparse.Namespace) -> int:
+    from sentiric_tts.engines.selection import load_engine
+
+    engine = load_engine(settings)
+    for voice in engine.voices():
+        print(f"{voice.id}\t{voice.kind}\t{','.join(voice.languages)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sentiric_tts", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="bind address (default: TTS_HOST)")
+    serve.add_argument("--port", type=int, help="HTTP port (default: TTS_PORT)")
+    serve.set_defaults(handler=_serve)
+
+    say = commands.add_parser("say", help="speak a text into an audio file")
+    say.add_argument("text")
+    say.add_argument("-o", "--output", type=Path, default=Path("speech.wav"))
+    say.add_argument("--voice")
+    say.add_argument("--language")
+    say.add_argument("--format", default="wav")
+    say.add_argument("--sample-rate", type=int)
+    say.add_argument("--speed", type=float, default=1.0)
+    say.set_defaults(handler=_say)
+
+    voices = commands.add_parser("voices", help="list the engine's voices")
+    voices.set_defaults(handler=_voices)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return int(args.handler(settings, args))

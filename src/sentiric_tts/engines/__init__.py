@@ -1,0 +1,1 @@
+"""Synthesis engines behind one protocol (see base.py)."""

@@ -1,0 +1,112 @@
+"""The protocol every synthesis engine implements.
+
+Engines know nothing about HTTP, SSML, formats or resampling: they take one text segment, a
+language, a voice and generation parameters, and yield float32 mono PCM at their native rate.
+Everything else (splitting, scheduling, resampling, encoding) is the pipeline's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+VoiceKind = Literal["piper", "studio", "library"]
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """A voice as clients see it in listings."""
+
+    id: str
+    name: str
+    kind: VoiceKind
+    languages: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """What an engine synthesizes with.
+
+    `conditioning` carries engine-specific speaker conditioning for cloned voices (for XTTS: the
+    GPT conditioning latents and the speaker embedding); it is None for an engine's own voices.
+    """
+
+    id: str
+    conditioning: object | None = None
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Per-request generation parameters. None means "the engine's default"."""
+
+    speed: float = 1.0
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class EngineError(RuntimeError):
+    """The engine failed while synthesizing (not the client's fault)."""
+
+
+class CloningNotSupported(RuntimeError):
+    """Raised by engines that cannot clone a voice from reference audio."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded synthesis engine. Implementations must be safe to call from one worker thread."""
+
+    name: str
+    """Short engine name: "piper", "xtts"."""
+
+    sample_rate: int
+    """Native output rate of `synthesize`, in Hz."""
+
+    device: str
+    """Where it runs: "cpu", "cuda:0"."""
+
+    supports_cloning: bool
+
+    def languages(self) -> list[str]:
+        """Language codes this engine can speak (ISO 639-1 style, e.g. "en", "zh-cn")."""
+        ...
+
+    def voices(self) -> list[VoiceInfo]:
+        """The engine's own voices (built-in speakers, Piper voice files)."""
+        ...
+
+    def default_voice(self) -> str:
+        """Id of the voice used when a request names none."""
+        ...
+
+    def max_segment_chars(self, language: str) -> int:
+        """Longest text segment `synthesize` accepts for `language`."""
+        ...
+
+    def fingerprint(self) -> str:
+        """Identifies the loaded model, so caches can tell when it changed."""
+        ...
+
+    def synthesize(
+        self, text: str, language: str, voice: Voice, params: GenerationParams
+    ) -> Iterator[np.ndarray]:
+        """Yield float32 mono PCM chunks in [-1, 1] at `sample_rate` for one text segment."""
+        ...
+
+    def clone_conditioning(self, audio: np.ndarray, sample_rate: int) -> object:
+        """Compute speaker conditioning from mono float32 reference audio.
+
+        Raises CloningNotSupported on engines that cannot clone.
+        """
+        ...
+
+    def warmup(self) -> None:
+        """Run a short synthesis so the first request does not pay for lazy initialisation."""
+        ...

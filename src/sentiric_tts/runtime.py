@@ -1,0 +1,62 @@
+"""The service's live parts, built once at start and shared by every door."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from sentiric_tts.engines.base import Engine
+from sentiric_tts.engines.selection import load_engine
+from sentiric_tts.settings import Settings
+from sentiric_tts.synthesis.pipeline import SynthesisPipeline
+from sentiric_tts.synthesis.scheduler import EngineScheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    scheduler: EngineScheduler
+    pipeline: SynthesisPipeline
+    ready: bool = field(default=False)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        started = time.perf_counter()
+        engine = load_engine(settings)
+        scheduler = EngineScheduler(
+            max_jobs=settings.max_queued_requests,
+            buffer_chunks=settings.stream_buffer_chunks,
+            retry_after_s=settings.retry_after_seconds,
+        )
+        pipeline = SynthesisPipeline(
+            engine,
+            scheduler,
+            default_language=settings.default_language,
+            default_voice=settings.default_voice,
+            max_text_chars=settings.max_text_chars,
+            sample_rates=settings.sample_rates,
+        )
+        log.info(
+            "Engine %s loaded on %s in %.2f s (native rate %d Hz)",
+            engine.name,
+            engine.device,
+            time.perf_counter() - started,
+            engine.sample_rate,
+        )
+        return cls(settings=settings, engine=engine, scheduler=scheduler, pipeline=pipeline)
+
+    def start(self) -> None:
+        """Start the worker and warm the engine up; ready afterwards."""
+        started = time.perf_counter()
+        self.engine.warmup()
+        self.scheduler.start()
+        self.ready = True
+        log.info("Warm-up done in %.2f s; ready", time.perf_counter() - started)
+
+    def stop(self) -> None:
+        self.ready = False
+        self.scheduler.stop()

@@ -1,0 +1,112 @@
+"""Every setting of the service, typed, with its default.
+
+Read from environment variables prefixed `TTS_` (e.g. `TTS_PORT=14030`) and from a `.env` file in
+the working directory. No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_SAMPLE_RATES: tuple[int, ...] = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TTS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- Server ---
+    host: str = Field("0.0.0.0", description="Address the HTTP server binds to.")
+    port: int = Field(14030, ge=1, le=65535, description="HTTP port.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_json: bool = Field(False, description="Write logs as JSON lines instead of text.")
+
+    # --- Engine ---
+    engine: Literal["auto", "xtts", "piper"] = Field(
+        "auto",
+        description="Engine: auto takes XTTS when its weights are present, else Piper.",
+    )
+    default_language: str = Field("en", description="Language used when a request names none.")
+    default_voice: str = Field(
+        "", description="Voice used when a request names none; empty means the engine's default."
+    )
+
+    # --- Folders ---
+    data_dir: Path = Field(Path("./data"), description="Root of everything the service stores.")
+    xtts_model_dir: Path = Field(
+        Path("./data/models/xtts_v2"),
+        description="XTTS v2 weights: config.json, model.pth, vocab.json, speakers_xtts.pth.",
+    )
+    piper_voices_dir: Path = Field(
+        Path("./data/voices/piper"),
+        description="Extra Piper voices (*.onnx with *.onnx.json) picked up at start.",
+    )
+
+    # --- Piper ---
+    piper_duration_noise: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="Piper's phoneme-duration noise (noise_w). 0 makes a text's duration "
+        "reproducible; the voices' own 0.8 varies rhythm from run to run.",
+    )
+
+    # --- XTTS ---
+    xtts_device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="Where XTTS runs: auto takes CUDA when available."
+    )
+    xtts_dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="XTTS weights dtype on CUDA (CPU always runs float32)."
+    )
+    xtts_use_deepspeed: bool = Field(
+        False, description="Use DeepSpeed inference for the XTTS GPT when it is installed."
+    )
+    xtts_stream_chunk_size: int = Field(
+        20, ge=2, le=400, description="Audio tokens per streamed XTTS chunk."
+    )
+    xtts_first_chunk_size: int = Field(
+        8, ge=2, le=400, description="Audio tokens in the first streamed chunk of a sentence."
+    )
+    xtts_min_new_tokens: int = Field(
+        0, ge=0, description="Force at least this many audio tokens per sentence (0: off)."
+    )
+    xtts_max_new_tokens: int = Field(
+        0, ge=0, description="Cap audio tokens per sentence (0: the model's own limit)."
+    )
+
+    # --- Limits ---
+    max_text_chars: int = Field(
+        5000, ge=1, description="Longest accepted text, in characters."
+    )
+
+    # --- Scheduling ---
+    max_queued_requests: int = Field(
+        64,
+        ge=1,
+        description="Synthesis requests admitted at once (running and waiting); beyond it: 503.",
+    )
+    stream_buffer_chunks: int = Field(
+        4,
+        ge=1,
+        description="Chunks synthesized ahead of a slow client before its synthesis pauses.",
+    )
+    retry_after_seconds: int = Field(
+        2, ge=1, description="Retry-After sent with 503 when the queue is full."
+    )
+
+    @property
+    def sample_rates(self) -> tuple[int, ...]:
+        return SUPPORTED_SAMPLE_RATES
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The synthesis core that every door calls: request -> plan -> scheduled engine work -> bytes."""

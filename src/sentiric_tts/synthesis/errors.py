@@ -1,0 +1,38 @@
+"""Errors that carry what a client needs to fix its request, shared by every door."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class RequestError(Exception):
+    """The client's request cannot be served as asked; `message` says what to change."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str = "invalid_request",
+        status: int = 422,
+        allowed: Sequence[object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.status = status
+        self.allowed = list(allowed) if allowed is not None else None
+
+
+class ServiceBusy(Exception):
+    """The service cannot admit more work now; the client should retry after a pause."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class SynthesisFailed(Exception):
+    """The engine failed while producing audio for an admitted request (not the client's fault)."""

@@ -1,0 +1,200 @@
+"""Runs engine work on a dedicated worker thread, fairly, off the event loop.
+
+Each admitted request is a job: a synchronous iterator of PCM chunks (the engine's generator).
+The worker advances one job by one chunk at a time: jobs that have produced nothing yet go
+first (so a new request's first audio is not stuck behind long ones), the rest take turns.
+A job whose consumer has `buffer_chunks` chunks unread is skipped until it reads (backpressure),
+and a cancelled job is closed before its next chunk, so nothing synthesizes for nobody.
+Admission is bounded: past `max_jobs` the scheduler refuses at once instead of queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterator
+
+import numpy as np
+
+from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class _Job:
+    def __init__(self, loop: asyncio.AbstractEventLoop, chunks: Iterator[np.ndarray]) -> None:
+        self.loop = loop
+        self.chunks = chunks
+        self.inbox: asyncio.Queue[object] = asyncio.Queue()
+        self.buffered = 0
+        self.produced = 0
+        self.cancelled = False
+        self.finished = False
+
+
+class EngineScheduler:
+    def __init__(self, *, max_jobs: int, buffer_chunks: int, retry_after_s: int) -> None:
+        self._max_jobs = max_jobs
+        self._buffer_chunks = buffer_chunks
+        self._retry_after_s = retry_after_s
+        self._cond = threading.Condition()
+        self._jobs: deque[_Job] = deque()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Cancel every job and wait for the worker to exit."""
+        with self._cond:
+            self._stopping = True
+            for job in self._jobs:
+                job.cancelled = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    # --- state ---
+
+    @property
+    def jobs_in_flight(self) -> int:
+        with self._cond:
+            return len(self._jobs)
+
+    # --- admission ---
+
+    def submit(self, chunks: Iterator[np.ndarray]) -> JobHandle:
+        """Admit a job, or raise ServiceBusy at once when the service is at capacity."""
+        job = _Job(asyncio.get_running_loop(), chunks)
+        with self._cond:
+            if self._stopping or self._thread is None:
+                raise ServiceBusy("The service is shutting down.", self._retry_after_s)
+            if len(self._jobs) >= self._max_jobs:
+                raise ServiceBusy(
+                    f"The synthesis queue is full ({self._max_jobs} requests in flight); "
+                    "retry shortly.",
+                    self._retry_after_s,
+                )
+            self._jobs.append(job)
+            self._cond.notify_all()
+        return JobHandle(self, job)
+
+    # --- worker ---
+
+    def _pick(self) -> _Job | None:
+        """The next job to advance; caller holds the lock."""
+        for job in self._jobs:
+            if job.cancelled:
+                return job
+        for job in self._jobs:
+            if job.produced == 0 and job.buffered < self._buffer_chunks:
+                return job
+        for job in self._jobs:
+            if job.buffered < self._buffer_chunks:
+                return job
+        return None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                job = self._pick()
+                while job is None:
+                    if self._stopping and not self._jobs:
+                        return
+                    self._cond.wait()
+                    job = self._pick()
+                # Rotate: the job we advance goes to the back of the turn order.
+                self._jobs.remove(job)
+                self._jobs.append(job)
+            if job.cancelled:
+                self._close(job)
+                continue
+            try:
+                chunk = next(job.chunks)
+            except StopIteration:
+                self._finish(job, _END)
+                continue
+            except Exception as exc:  # the engine failed: tell the consumer, keep serving others
+                log.exception("engine failed while synthesizing")
+                self._finish(job, exc)
+                continue
+            with self._cond:
+                job.buffered += 1
+                job.produced += 1
+            self._deliver(job, chunk)
+
+    def _deliver(self, job: _Job, item: object) -> None:
+        try:
+            job.loop.call_soon_threadsafe(job.inbox.put_nowait, item)
+        except RuntimeError:  # the consumer's event loop is gone: nobody is listening
+            with self._cond:
+                job.cancelled = True
+
+    def _finish(self, job: _Job, item: object) -> None:
+        with self._cond:
+            job.finished = True
+            if job in self._jobs:
+                self._jobs.remove(job)
+            self._cond.notify_all()
+        self._deliver(job, item)
+
+    def _close(self, job: _Job) -> None:
+        close = getattr(job.chunks, "close", None)
+        try:
+            if close is not None:
+                close()
+        except Exception:
+            log.exception("engine generator failed to close")
+        with self._cond:
+            job.finished = True
+            if job in self._jobs:
+                self._jobs.remove(job)
+            self._cond.notify_all()
+
+    # --- consumer side (event loop) ---
+
+    def _consumed(self, job: _Job) -> None:
+        with self._cond:
+            job.buffered -= 1
+            self._cond.notify_all()
+
+    def _cancel(self, job: _Job) -> None:
+        with self._cond:
+            if not job.finished:
+                job.cancelled = True
+                self._cond.notify_all()
+
+
+class JobHandle:
+    """The consumer's end of a job: an async iterator of PCM chunks, cancellable."""
+
+    def __init__(self, scheduler: EngineScheduler, job: _Job) -> None:
+        self._scheduler = scheduler
+        self._job = job
+
+    def __aiter__(self) -> JobHandle:
+        return self
+
+    async def __anext__(self) -> np.ndarray:
+        item = await self._job.inbox.get()
+        if item is _END:
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise SynthesisFailed(str(item) or type(item).__name__) from item
+        self._scheduler._consumed(self._job)
+        assert isinstance(item, np.ndarray)
+        return item
+
+    def cancel(self) -> None:
+        """Stop the job before its next chunk (a no-op once it has finished)."""
+        self._scheduler._cancel(self._job)

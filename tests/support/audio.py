@@ -1,0 +1,70 @@
+"""Decoding and measuring what the service returns."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import wave
+
+import numpy as np
+import soxr
+
+
+def parse_wav(data: bytes) -> tuple[int, int, np.ndarray]:
+    """(sample rate, channels, int16 samples) of a WAV, including streamed ones whose sizes are
+    unknown (0xFFFFFFFF): their data runs to the end of the body."""
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", "not a RIFF/WAVE file"
+    pos = 12
+    rate = channels = bits = 0
+    while pos + 8 <= len(data):
+        chunk_id, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[body : body + 16])
+            assert fmt == 1 and bits == 16, "expected 16-bit PCM"
+        elif chunk_id == b"data":
+            end = len(data) if size == 0xFFFFFFFF else body + size
+            samples = np.frombuffer(data[body:end][: (end - body) // 2 * 2], dtype="<i2")
+            return rate, channels, samples
+        pos = body + size + (size & 1)
+    raise AssertionError("no data chunk")
+
+
+def wav_with_stdlib(data: bytes) -> tuple[int, int, int]:
+    """(rate, channels, frames) as Python's wave module reads a complete WAV file."""
+    with wave.open(io.BytesIO(data)) as reader:
+        return reader.getframerate(), reader.getnchannels(), reader.getnframes()
+
+
+def pcm16(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2")
+
+
+def to_float(samples: np.ndarray) -> np.ndarray:
+    return samples.astype(np.float32) / 32768.0
+
+
+def to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
+    audio = to_float(samples) if samples.dtype == np.int16 else samples.astype(np.float32)
+    return audio if rate == 16000 else soxr.resample(audio, rate, 16000)
+
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("-", " "))
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = words(reference), words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, hyp_word in enumerate(hyp, 1):
+            current[j] = min(
+                previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)
+            )
+        previous = current
+    return previous[-1] / max(len(ref), 1)
