@@ -79,7 +79,9 @@ def test_round_trip_intelligibility(client: httpx.Client, transcribe) -> None:  
 def test_eight_concurrent_requests_each_get_their_own_speech(client: httpx.Client, transcribe) -> None:  # type: ignore[no-untyped-def]
     texts = [
         f"{sentence} This is request number {number}."
-        for number, sentence in zip(["one", "two", "three", "four", "five", "six", "seven", "eight"], SENTENCES * 2, strict=True)
+        for number, sentence in zip(
+            ["one", "two", "three", "four", "five", "six", "seven", "eight"], SENTENCES * 2, strict=True
+        )
     ]
 
     def call(index: int) -> bytes:

@@ -25,9 +25,7 @@ class _JsonFormatter(logging.Formatter):
 def configure_logging(level: str, as_json: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        _JsonFormatter()
-        if as_json
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        _JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

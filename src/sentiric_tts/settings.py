@@ -24,9 +24,7 @@ class Settings(BaseSettings):
     # --- Server ---
     host: str = Field("0.0.0.0", description="Address the HTTP server binds to.")
     port: int = Field(14030, ge=1, le=65535, description="HTTP port.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level."
-    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_json: bool = Field(False, description="Write logs as JSON lines instead of text.")
 
     # --- Engine ---
@@ -69,9 +67,7 @@ class Settings(BaseSettings):
     xtts_use_deepspeed: bool = Field(
         False, description="Use DeepSpeed inference for the XTTS GPT when it is installed."
     )
-    xtts_stream_chunk_size: int = Field(
-        20, ge=2, le=400, description="Audio tokens per streamed XTTS chunk."
-    )
+    xtts_stream_chunk_size: int = Field(20, ge=2, le=400, description="Audio tokens per streamed XTTS chunk.")
     xtts_first_chunk_size: int = Field(
         8, ge=2, le=400, description="Audio tokens in the first streamed chunk of a sentence."
     )
@@ -83,9 +79,7 @@ class Settings(BaseSettings):
     )
 
     # --- Limits ---
-    max_text_chars: int = Field(
-        5000, ge=1, description="Longest accepted text, in characters."
-    )
+    max_text_chars: int = Field(5000, ge=1, description="Longest accepted text, in characters.")
 
     # --- Scheduling ---
     max_queued_requests: int = Field(
@@ -98,9 +92,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Chunks synthesized ahead of a slow client before its synthesis pauses.",
     )
-    retry_after_seconds: int = Field(
-        2, ge=1, description="Retry-After sent with 503 when the queue is full."
-    )
+    retry_after_seconds: int = Field(2, ge=1, description="Retry-After sent with 503 when the queue is full.")
 
     @property
     def sample_rates(self) -> tuple[int, ...]:

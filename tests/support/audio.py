@@ -63,8 +63,6 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     for i, ref_word in enumerate(ref, 1):
         current = [i] + [0] * len(hyp)
         for j, hyp_word in enumerate(hyp, 1):
-            current[j] = min(
-                previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)
-            )
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
         previous = current
     return previous[-1] / max(len(ref), 1)

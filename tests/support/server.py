@@ -7,12 +7,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
 
 from sentiric_tts.app import create_app
 from sentiric_tts.settings import Settings
+
+
+def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings isolated from the developer's .env and ./data, on the Piper engine by default."""
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "xtts_model_dir": data_dir / "models" / "xtts_v2",
+        "piper_voices_dir": data_dir / "voices" / "piper",
+        "engine": "piper",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 def free_port() -> int:
@@ -25,9 +38,7 @@ def free_port() -> int:
 def running_server(settings: Settings, startup_timeout_s: float = 300.0) -> Iterator[str]:
     """Serve `create_app(settings)` and yield its base URL once /health/ready answers 200."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -17,7 +17,9 @@ async def speakers(runtime: Runtime = Depends(get_runtime)) -> SpeakersOut:
     return SpeakersOut(
         default=pipeline.default_voice,
         voices=[
-            VoiceOut(id=v.id, name=v.name, kind=v.kind, languages=list(v.languages), description=v.description)
+            VoiceOut(
+                id=v.id, name=v.name, kind=v.kind, languages=list(v.languages), description=v.description
+            )
             for v in pipeline.voices()
         ],
     )

@@ -21,7 +21,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_body(code: str, message: str, param: str | None = None, allowed: list[object] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, param: str | None = None, allowed: list[object] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "param": param, "allowed": allowed}}
 
 

@@ -46,9 +46,7 @@ class TTSRequestBody(GenerationFields, OutputFields):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [
-                {"text": "Hello! This is the Sentiric text to speech service.", "language": "en"}
-            ]
+            "examples": [{"text": "Hello! This is the Sentiric text to speech service.", "language": "en"}]
         },
     )
 

@@ -81,9 +81,7 @@ class PiperEngine:
         self._duration_noise = duration_noise
         # Every voice is delivered at the default voice's rate, so a stream never changes rate.
         self.sample_rate = voices[0].sample_rate
-        self._fingerprint = hashlib.sha256(
-            "|".join(sorted(self._voices)).encode()
-        ).hexdigest()[:16]
+        self._fingerprint = hashlib.sha256("|".join(sorted(self._voices)).encode()).hexdigest()[:16]
 
     @classmethod
     def load(cls, extra_voices_dir: Path | None = None, duration_noise: float = 0.0) -> PiperEngine:

@@ -81,8 +81,7 @@ class EngineScheduler:
                 raise ServiceBusy("The service is shutting down.", self._retry_after_s)
             if len(self._jobs) >= self._max_jobs:
                 raise ServiceBusy(
-                    f"The synthesis queue is full ({self._max_jobs} requests in flight); "
-                    "retry shortly.",
+                    f"The synthesis queue is full ({self._max_jobs} requests in flight); retry shortly.",
                     self._retry_after_s,
                 )
             self._jobs.append(job)

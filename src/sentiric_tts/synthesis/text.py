@@ -7,7 +7,32 @@ import unicodedata
 
 # Abbreviations whose trailing period does not end a sentence.
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e approx no dept est fig inc ltd co corp mt".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "a.m",
+        "p.m",
+        "approx",
+        "no",
+        "dept",
+        "est",
+        "fig",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "mt",
+    ]
 )
 # A sentence ends at . ! ? … (optionally followed by closing quotes/brackets) before whitespace,
 # and at CJK full stops, which are not followed by spaces.
@@ -26,7 +51,7 @@ def normalize_whitespace(text: str) -> str:
 def _ends_with_abbreviation(fragment: str) -> bool:
     last_word = fragment.rsplit(" ", 1)[-1].rstrip(".").lower()
     # Single letters ("J. R. R. Tolkien") and known abbreviations do not close a sentence.
-    return len(last_word) == 1 and last_word.isalpha() or last_word in _ABBREVIATIONS
+    return (len(last_word) == 1 and last_word.isalpha()) or last_word in _ABBREVIATIONS
 
 
 def split_sentences(text: str) -> list[str]:

@@ -1,0 +1,147 @@
+"""The engine scheduler: bounded admission, fair turns, backpressure, cancellation, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
+from sentiric_tts.synthesis.scheduler import EngineScheduler
+
+
+class Tape:
+    """A fake engine job that records which job the worker advanced, in order."""
+
+    log: list[str]
+
+    def __init__(
+        self, log: list[str], name: str, chunks: int, gate: threading.Event | None = None, work_s: float = 0.0
+    ) -> None:
+        self.log, self.name, self.chunks, self.gate, self.work_s = log, name, chunks, gate, work_s
+        self.closed = False
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            for index in range(self.chunks):
+                if self.gate is not None:
+                    self.gate.wait(10)
+                time.sleep(self.work_s)  # stands in for the engine's compute
+                self.log.append(self.name)
+                yield np.full(4, index, dtype=np.float32)
+        finally:
+            self.closed = True
+
+
+@pytest.fixture()
+def scheduler() -> Iterator[EngineScheduler]:
+    sched = EngineScheduler(max_jobs=3, buffer_chunks=2, retry_after_s=7)
+    sched.start()
+    yield sched
+    sched.stop()
+
+
+def test_chunks_arrive_in_order(scheduler: EngineScheduler) -> None:
+    async def main() -> list[float]:
+        job = scheduler.submit(iter(Tape([], "a", 5)))
+        return [float(chunk[0]) async for chunk in job]
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_full_queue_refuses_at_once_and_admitted_work_completes(scheduler: EngineScheduler) -> None:
+    gate = threading.Event()
+
+    async def main() -> list[int]:
+        jobs = [scheduler.submit(iter(Tape([], str(i), 3, gate))) for i in range(3)]
+        with pytest.raises(ServiceBusy) as refused:
+            scheduler.submit(iter(Tape([], "x", 1)))
+        assert refused.value.retry_after_s == 7
+        gate.set()
+
+        async def drain(job) -> int:  # type: ignore[no-untyped-def]
+            return len([c async for c in job])
+
+        return await asyncio.gather(*(drain(job) for job in jobs))
+
+    assert asyncio.run(main()) == [3, 3, 3]
+    assert scheduler.jobs_in_flight == 0
+
+
+def test_streams_take_turns_and_a_new_request_goes_first(scheduler: EngineScheduler) -> None:
+    log: list[str] = []
+    gate = threading.Event()
+
+    async def main() -> None:
+        long_job = scheduler.submit(iter(Tape(log, "long", 6, gate, work_s=0.02)))
+        other = scheduler.submit(iter(Tape(log, "other", 6, gate, work_s=0.02)))
+        gate.set()
+
+        async def drain(job) -> None:  # type: ignore[no-untyped-def]
+            async for _ in job:
+                await asyncio.sleep(0)
+
+        first = asyncio.create_task(drain(long_job))
+        second = asyncio.create_task(drain(other))
+        while log.count("long") < 2:
+            await asyncio.sleep(0.001)
+        newcomer = scheduler.submit(iter(Tape(log, "new", 1)))
+        await drain(newcomer)
+        await asyncio.gather(first, second)
+
+    asyncio.run(main())
+    assert log.count("long") == log.count("other") == 6
+    # Interleaved at chunk granularity, not one job after the other.
+    assert log.index("other") < len(log) - log[::-1].index("long") - 1
+    # The newcomer was served before either long job had finished.
+    assert log.index("new") < max(i for i, name in enumerate(log) if name == "long")
+
+
+def test_a_reader_that_stops_reading_stops_its_synthesis(scheduler: EngineScheduler) -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        job = scheduler.submit(iter(Tape(log, "slow", 50)))
+        await job.__anext__()
+        await asyncio.sleep(0.2)  # the worker may run ahead by buffer_chunks, no further
+        assert log.count("slow") <= 1 + 2
+        job.cancel()
+
+    asyncio.run(main())
+
+
+def test_cancel_closes_the_engine_generator_before_its_next_chunk(scheduler: EngineScheduler) -> None:
+    tape = Tape([], "c", 1000)
+
+    async def main() -> None:
+        job = scheduler.submit(iter(tape))
+        await job.__anext__()
+        job.cancel()
+        for _ in range(200):
+            if scheduler.jobs_in_flight == 0:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert scheduler.jobs_in_flight == 0
+    assert tape.closed and len(tape.log) <= 1 + 2
+
+
+def test_an_engine_failure_reaches_the_consumer_and_the_worker_survives(scheduler: EngineScheduler) -> None:
+    def broken() -> Iterator[np.ndarray]:
+        yield np.zeros(4, dtype=np.float32)
+        raise RuntimeError("GPU fell over")
+
+    async def main() -> None:
+        job = scheduler.submit(broken())
+        await job.__anext__()
+        with pytest.raises(SynthesisFailed, match="GPU fell over"):
+            await job.__anext__()
+        healthy = scheduler.submit(iter(Tape([], "ok", 2)))
+        assert len([c async for c in healthy]) == 2
+
+    asyncio.run(main())

@@ -1,0 +1,60 @@
+"""Sentence splitting and clean-up: every segment fits the engine, no word is cut, nothing lost."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentiric_tts.synthesis.text import normalize_whitespace, split_for_engine, split_sentences
+
+
+def test_whitespace_and_invisible_characters_are_cleaned() -> None:
+    assert normalize_whitespace("  Hello\u200b \n\t world\u0007 ") == "Hello world"
+
+
+def test_sentences_keep_their_punctuation() -> None:
+    assert split_sentences("Hi there! How are you? I am fine. Really…") == [
+        "Hi there!",
+        "How are you?",
+        "I am fine.",
+        "Really…",
+    ]
+
+
+def test_abbreviations_and_initials_do_not_end_a_sentence() -> None:
+    text = "Dr. Smith met Mr. J. R. Jones at 5 p.m. today. They talked, e.g. about work."
+    assert split_sentences(text) == [
+        "Dr. Smith met Mr. J. R. Jones at 5 p.m. today.",
+        "They talked, e.g. about work.",
+    ]
+
+
+def test_closing_quotes_stay_with_their_sentence() -> None:
+    assert split_sentences('He said "stop." Then he left.') == ['He said "stop."', "Then he left."]
+
+
+def test_cjk_full_stops_split() -> None:
+    assert split_sentences("你好。今天天气很好！") == ["你好。", "今天天气很好！"]
+
+
+@pytest.mark.parametrize("limit", [20, 50, 120, 250])
+def test_long_sentences_are_cut_under_the_limit_without_cutting_words(limit: int) -> None:
+    text = (
+        "This is a rather long sentence, which goes on and on; it has clauses: many of them, "
+        "and it never seems to stop because the writer likes commas and semicolons a great deal. "
+        "Short one. Another sentence without any clause breaks at all that runs past the limit easily"
+    )
+    segments = split_for_engine(text, limit)
+    assert all(len(segment) <= limit for segment in segments)
+    assert " ".join(segments).split() == text.split(), "no word lost, cut or reordered"
+
+
+def test_clause_breaks_are_preferred_to_word_breaks() -> None:
+    segments = split_for_engine("alpha beta gamma, delta epsilon zeta, eta theta iota.", 25)
+    assert segments == ["alpha beta gamma,", "delta epsilon zeta,", "eta theta iota."]
+
+
+def test_a_word_longer_than_the_limit_is_split_rather_than_dropped() -> None:
+    url = "https://example.com/" + "x" * 60
+    segments = split_for_engine(f"Visit {url} now.", 30)
+    assert all(len(s) <= 30 for s in segments)
+    assert "".join(segments).replace(" ", "") == f"Visit{url}now."
