@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -136,3 +137,19 @@ def test_health_docs_and_openapi(client: httpx.Client) -> None:
 def test_voice_alias_and_language_variants(client: httpx.Client) -> None:
     response = tts(client, text="Hello there.", speaker_idx="en_US-joe-medium", language="en-US")
     assert response.headers["x-voice"] == "en_US-joe-medium" and response.headers["x-language"] == "en"
+
+
+def test_a_client_that_disconnects_mid_stream_frees_the_engine(client: httpx.Client, piper_server: str) -> None:
+    text = " ".join(SENTENCES * 6)  # 24 sentences: far more than one chunk
+    with (
+        httpx.Client(base_url=piper_server, timeout=60) as leaver,
+        leaver.stream("POST", "/api/tts", json={"text": text, "stream": True}) as response,
+    ):
+        assert next(response.iter_raw())
+        assert client.get("/api/status").json()["jobs_in_flight"] == 1
+    # leaving the block closed the connection mid-stream
+    for _ in range(500):  # bounded poll on scheduler state, not a timing assertion
+        if client.get("/api/status").json()["jobs_in_flight"] == 0:
+            break
+        time.sleep(0.01)
+    assert client.get("/api/status").json()["jobs_in_flight"] == 0

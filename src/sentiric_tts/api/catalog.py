@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from sentiric_tts.api.deps import get_runtime
-from sentiric_tts.api.schemas import ConfigOut, LanguagesOut, SpeakersOut, VoiceOut
+from sentiric_tts.api.schemas import ConfigOut, LanguagesOut, SpeakersOut, StatusOut, VoiceOut
 from sentiric_tts.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["catalogue"])
@@ -44,4 +44,15 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
         sample_rates=list(pipeline.sample_rates),
         max_text_chars=pipeline.max_text_chars,
         max_queued_requests=settings.max_queued_requests,
+    )
+
+
+@router.get("/status", response_model=StatusOut, summary="Live state: readiness and queue depth")
+async def status(runtime: Runtime = Depends(get_runtime)) -> StatusOut:
+    return StatusOut(
+        ready=runtime.ready,
+        engine=runtime.engine.name,
+        device=runtime.engine.device,
+        jobs_in_flight=runtime.scheduler.jobs_in_flight,
+        max_queued_requests=runtime.settings.max_queued_requests,
     )

@@ -103,6 +103,14 @@ class ConfigOut(BaseModel):
     max_queued_requests: int
 
 
+class StatusOut(BaseModel):
+    ready: bool
+    engine: str
+    device: str
+    jobs_in_flight: int
+    max_queued_requests: int
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
