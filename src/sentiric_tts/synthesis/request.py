@@ -20,6 +20,26 @@ class SynthesisRequest:
 
 
 @dataclass(frozen=True)
+class Prosody:
+    """How a piece of text is spoken, beyond the request's own speed (SSML prosody, emphasis)."""
+
+    rate: float = 1.0
+    """Multiplies the request's speed."""
+    pitch_semitones: float = 0.0
+    """Pitch shift applied by DSP after synthesis (duration is kept)."""
+    volume_db: float = 0.0
+    """Gain applied after synthesis."""
+
+    def compose(self, inner: Prosody) -> Prosody:
+        """The prosody of an element nested inside this one: rates multiply, shifts and gains add."""
+        return Prosody(
+            rate=self.rate * inner.rate,
+            pitch_semitones=self.pitch_semitones + inner.pitch_semitones,
+            volume_db=self.volume_db + inner.volume_db,
+        )
+
+
+@dataclass(frozen=True)
 class Segment:
     """One piece of text the engine renders in a single call."""
 
@@ -27,6 +47,7 @@ class Segment:
     language: str
     voice: Voice
     params: GenerationParams
+    prosody: Prosody = field(default_factory=Prosody)
 
 
 @dataclass(frozen=True)
