@@ -14,7 +14,7 @@ $(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,xtts]'
 	touch $@ $(VENV)/.stamp-run
 
 run: $(VENV)/.stamp-run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,3 +32,12 @@ def client(piper_server: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def transcribe() -> Transcriber:
     return Transcriber()
+
+
+@pytest.fixture(scope="session")
+def xtts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised XTTS v2 checkpoint, loaded by the same code as real weights."""
+    pytest.importorskip("TTS.tts.models.xtts", reason="coqui-tts is not installed (the xtts extra)")
+    from tests.support.random_xtts import build_random_xtts
+
+    return build_random_xtts(tmp_path_factory.mktemp("xtts_tiny"), preset="tiny")

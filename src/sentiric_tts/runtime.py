@@ -6,11 +6,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from sentiric_tts.audio.reference import ReferenceLimits
 from sentiric_tts.engines.base import Engine
 from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.settings import Settings
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
 from sentiric_tts.synthesis.scheduler import EngineScheduler
+from sentiric_tts.voices.latent_cache import LatentCache
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,13 @@ class Runtime:
             default_voice=settings.default_voice,
             max_text_chars=settings.max_text_chars,
             sample_rates=settings.sample_rates,
+            latent_cache=LatentCache(settings.cache_path / "latents", settings.latent_cache_entries),
+            reference_limits=ReferenceLimits(
+                max_files=settings.clone_max_files,
+                max_file_bytes=settings.clone_max_file_bytes,
+                max_seconds=settings.clone_max_seconds,
+                min_speech_seconds=settings.clone_min_speech_seconds,
+            ),
         )
         log.info(
             "Engine %s loaded on %s in %.2f s (native rate %d Hz)",

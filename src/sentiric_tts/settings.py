@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_SAMPLE_RATES: tuple[int, ...] = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -39,13 +39,20 @@ class Settings(BaseSettings):
 
     # --- Folders ---
     data_dir: Path = Field(Path("./data"), description="Root of everything the service stores.")
-    xtts_model_dir: Path = Field(
-        Path("./data/models/xtts_v2"),
-        description="XTTS v2 weights: config.json, model.pth, vocab.json, speakers_xtts.pth.",
+    # The folders below default to places under data_dir, so moving data_dir moves them all.
+    xtts_model_dir: Path | None = Field(
+        None,
+        description="XTTS v2 weights: config.json, model.pth, vocab.json, speakers_xtts.pth "
+        "(default: <data_dir>/models/xtts_v2).",
     )
-    piper_voices_dir: Path = Field(
-        Path("./data/voices/piper"),
-        description="Extra Piper voices (*.onnx with *.onnx.json) picked up at start.",
+    cache_dir: Path | None = Field(
+        None,
+        description="Caches that survive restarts, e.g. cloning latents (default: <data_dir>/cache).",
+    )
+    piper_voices_dir: Path | None = Field(
+        None,
+        description="Extra Piper voices (*.onnx with *.onnx.json) picked up at start "
+        "(default: <data_dir>/voices/piper).",
     )
 
     # --- Piper ---
@@ -78,6 +85,19 @@ class Settings(BaseSettings):
         0, ge=0, description="Cap audio tokens per sentence (0: the model's own limit)."
     )
 
+    # --- Cloning ---
+    clone_max_files: int = Field(5, ge=1, le=20, description="Most reference clips per clone.")
+    clone_max_file_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest accepted reference clip, in bytes."
+    )
+    clone_max_seconds: float = Field(30.0, gt=0, description="Longest accepted reference clip, in seconds.")
+    clone_min_speech_seconds: float = Field(
+        1.0, ge=0, description="Least speech a reference clip must hold, in seconds."
+    )
+    latent_cache_entries: int = Field(
+        256, ge=1, description="Cloned-voice conditionings kept in memory (all are kept on disk)."
+    )
+
     # --- Limits ---
     max_text_chars: int = Field(5000, ge=1, description="Longest accepted text, in characters.")
 
@@ -93,6 +113,31 @@ class Settings(BaseSettings):
         description="Chunks synthesized ahead of a slow client before its synthesis pauses.",
     )
     retry_after_seconds: int = Field(2, ge=1, description="Retry-After sent with 503 when the queue is full.")
+
+    @model_validator(mode="after")
+    def _folders_under_data_dir(self) -> Settings:
+        if self.xtts_model_dir is None:
+            self.xtts_model_dir = self.data_dir / "models" / "xtts_v2"
+        if self.cache_dir is None:
+            self.cache_dir = self.data_dir / "cache"
+        if self.piper_voices_dir is None:
+            self.piper_voices_dir = self.data_dir / "voices" / "piper"
+        return self
+
+    @property
+    def model_dir(self) -> Path:
+        assert self.xtts_model_dir is not None  # filled in by the validator
+        return self.xtts_model_dir
+
+    @property
+    def cache_path(self) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir
+
+    @property
+    def piper_voices_path(self) -> Path:
+        assert self.piper_voices_dir is not None
+        return self.piper_voices_dir
 
     @property
     def sample_rates(self) -> tuple[int, ...]:

@@ -34,13 +34,17 @@ def _fields() -> list[tuple[str, str, str]]:
 def render_env_example() -> str:
     lines = ["# Every setting of the service, with its default. Copy to .env and edit what you need."]
     for env, default, description in _fields():
-        lines += ["", f"# {description}", f"{env}={default}"]
+        # A setting whose default is derived (None) stays commented out: an empty value would set it.
+        lines += ["", f"# {description}", f"# {env}=" if default == "None" else f"{env}={default}"]
     return "\n".join(lines) + "\n"
 
 
 def render_markdown_table() -> str:
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    rows += [f"| `{env}` | `{default}` | {description} |" for env, default, description in _fields()]
+    rows += [
+        f"| `{env}` | {'(derived)' if default == 'None' else f'`{default}`'} | {description} |"
+        for env, default, description in _fields()
+    ]
     return "\n".join(rows)
 
 

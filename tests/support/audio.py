@@ -66,3 +66,33 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
         previous = current
     return previous[-1] / max(len(ref), 1)
+
+
+def encode_with_av(
+    samples: np.ndarray, rate: int, container: str, codec: str, out_rate: int | None = None
+) -> bytes:
+    """Encode float mono audio into a container with PyAV (test fixtures: reference clips)."""
+    import av
+
+    out_rate = out_rate or rate
+    audio = samples.astype(np.float32)
+    if out_rate != rate:
+        audio = soxr.resample(audio, rate, out_rate)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=out_rate, layout="mono")
+        frame_size = 960 if codec == "libopus" else 1024
+        for start in range(0, len(audio), frame_size):
+            piece = audio[start : start + frame_size]
+            fmt = stream.codec_context.format.name if stream.codec_context.format else "s16"
+            if fmt.startswith("s16"):
+                data = np.rint(np.clip(piece, -1, 1) * 32767).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(data[None, :], format="s16", layout="mono")
+            else:
+                frame = av.AudioFrame.from_ndarray(piece[None, :], format="flt", layout="mono")
+            frame.sample_rate = out_rate
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    return buffer.getvalue()

@@ -20,8 +20,6 @@ def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings isolated from the developer's .env and ./data, on the Piper engine by default."""
     values: dict[str, object] = {
         "data_dir": data_dir,
-        "xtts_model_dir": data_dir / "models" / "xtts_v2",
-        "piper_voices_dir": data_dir / "voices" / "piper",
         "engine": "piper",
     }
     values.update(overrides)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from sentiric_tts.api.deps import get_runtime
-from sentiric_tts.api.schemas import ConfigOut, LanguagesOut, SpeakersOut, StatusOut, VoiceOut
+from sentiric_tts.api.schemas import ConfigOut, LanguagesOut, LatentCacheOut, SpeakersOut, StatusOut, VoiceOut
 from sentiric_tts.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["catalogue"])
@@ -49,10 +49,14 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
 
 @router.get("/status", response_model=StatusOut, summary="Live state: readiness and queue depth")
 async def status(runtime: Runtime = Depends(get_runtime)) -> StatusOut:
+    cache = runtime.pipeline.latent_cache
     return StatusOut(
         ready=runtime.ready,
         engine=runtime.engine.name,
         device=runtime.engine.device,
         jobs_in_flight=runtime.scheduler.jobs_in_flight,
         max_queued_requests=runtime.settings.max_queued_requests,
+        latent_cache=LatentCacheOut(
+            entries=cache.entries, hits=cache.hits, misses=cache.misses, disk_hits=cache.disk_hits
+        ),
     )

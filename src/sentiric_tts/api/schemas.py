@@ -72,6 +72,33 @@ class TTSRequestBody(GenerationFields, OutputFields):
         )
 
 
+class CloneForm(GenerationFields, OutputFields):
+    """Form fields of POST /api/tts/clone (the clips come as `files`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(..., description="Text to speak.")
+    language: str | None = Field(None, description="Language code, e.g. en.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_files(cls, data: object) -> object:
+        # The clips arrive in the same multipart body; they are read separately as uploads.
+        if isinstance(data, dict) and "files" in data:
+            return {key: value for key, value in data.items() if key != "files"}
+        return data
+
+    def to_request(self, references: tuple[tuple[str, bytes], ...]) -> SynthesisRequest:
+        return SynthesisRequest(
+            text=self.text,
+            language=self.language,
+            params=self.generation_params(),
+            output_format=self.output_format,
+            sample_rate=self.sample_rate,
+            references=references,
+        )
+
+
 class VoiceOut(BaseModel):
     id: str
     name: str
@@ -103,12 +130,20 @@ class ConfigOut(BaseModel):
     max_queued_requests: int
 
 
+class LatentCacheOut(BaseModel):
+    entries: int
+    hits: int
+    misses: int
+    disk_hits: int
+
+
 class StatusOut(BaseModel):
     ready: bool
     engine: str
     device: str
     jobs_in_flight: int
     max_queued_requests: int
+    latent_cache: LatentCacheOut
 
 
 class ErrorDetail(BaseModel):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from sentiric_tts.api.deps import get_runtime
 from sentiric_tts.api.errors import ERROR_RESPONSES
-from sentiric_tts.api.schemas import TTSRequestBody
+from sentiric_tts.api.schemas import CloneForm, TTSRequestBody
 from sentiric_tts.runtime import Runtime
+from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.synthesis.pipeline import AudioStream
 from sentiric_tts.synthesis.request import SynthesisRequest
 
@@ -34,7 +37,7 @@ def _audio_headers(stream: AudioStream) -> dict[str, str]:
 
 async def respond_with_audio(runtime: Runtime, request: SynthesisRequest, stream: bool) -> Response:
     """Plan, admit and answer: shared by every HTTP synthesis route."""
-    plan = runtime.pipeline.plan(request)
+    plan = await runtime.pipeline.prepare(request)
     audio = runtime.pipeline.open_stream(plan)
     headers = _audio_headers(audio)
     if stream:
@@ -52,3 +55,42 @@ async def respond_with_audio(runtime: Runtime, request: SynthesisRequest, stream
 )
 async def tts(body: TTSRequestBody, runtime: Runtime = Depends(get_runtime)) -> Response:
     return await respond_with_audio(runtime, body.to_request(), body.stream)
+
+
+async def read_uploads(files: list[UploadFile], max_bytes: int) -> list[tuple[str, bytes]]:
+    """Read uploaded clips, refusing one over the byte limit without reading all of it."""
+    clips: list[tuple[str, bytes]] = []
+    for index, upload in enumerate(files):
+        name = upload.filename or f"file {index + 1}"
+        data = await upload.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise RequestError(
+                f"Reference '{name}' is over the limit of {max_bytes} bytes.",
+                param="files",
+                code="reference_too_large",
+                status=413,
+            )
+        clips.append((name, data))
+    return clips
+
+
+@router.post(
+    "/tts/clone",
+    summary="Synthesize speech in a voice cloned from reference clips (XTTS)",
+    response_class=Response,
+    responses={
+        **_AUDIO_RESPONSE,
+        **ERROR_RESPONSES,
+        409: {"description": "The running engine cannot clone voices (Piper)."},
+        413: {"description": "A reference clip is over the byte limit."},
+    },
+)
+async def tts_clone(
+    form: Annotated[CloneForm, Form()],
+    files: Annotated[
+        list[UploadFile], File(description="1-5 reference clips: wav, mp3, ogg/opus, webm, m4a, flac")
+    ],
+    runtime: Runtime = Depends(get_runtime),
+) -> Response:
+    clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
+    return await respond_with_audio(runtime, form.to_request(references=tuple(clips)), form.stream)

@@ -7,7 +7,7 @@ Everything else (splitting, scheduling, resampling, encoding) is the pipeline's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -55,10 +55,6 @@ class EngineError(RuntimeError):
     """The engine failed while synthesizing (not the client's fault)."""
 
 
-class CloningNotSupported(RuntimeError):
-    """Raised by engines that cannot clone a voice from reference audio."""
-
-
 @runtime_checkable
 class Engine(Protocol):
     """A loaded synthesis engine. Implementations must be safe to call from one worker thread."""
@@ -100,13 +96,27 @@ class Engine(Protocol):
         """Yield float32 mono PCM chunks in [-1, 1] at `sample_rate` for one text segment."""
         ...
 
-    def clone_conditioning(self, audio: np.ndarray, sample_rate: int) -> object:
-        """Compute speaker conditioning from mono float32 reference audio.
-
-        Raises CloningNotSupported on engines that cannot clone.
-        """
-        ...
-
     def warmup(self) -> None:
         """Run a short synthesis so the first request does not pay for lazy initialisation."""
+        ...
+
+
+@runtime_checkable
+class CloningEngine(Engine, Protocol):
+    """An engine that can speak in a voice learnt from reference clips (zero-shot cloning)."""
+
+    def clone_conditioning(self, clips: Sequence[np.ndarray], sample_rate: int) -> object:
+        """Speaker conditioning from mono float32 reference clips (already trimmed, same rate)."""
+        ...
+
+    def conditioning_tag(self) -> str:
+        """Identifies the conditioning settings, so cached conditioning is reused only when valid."""
+        ...
+
+    def dump_conditioning(self, conditioning: object) -> bytes:
+        """Serialise conditioning for the on-disk cache."""
+        ...
+
+    def load_conditioning(self, data: bytes) -> object:
+        """Inverse of dump_conditioning."""
         ...

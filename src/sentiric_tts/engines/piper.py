@@ -17,12 +17,7 @@ import numpy as np
 from piper import PiperVoice, SynthesisConfig
 
 from sentiric_tts.audio.resample import resample
-from sentiric_tts.engines.base import (
-    CloningNotSupported,
-    GenerationParams,
-    Voice,
-    VoiceInfo,
-)
+from sentiric_tts.engines.base import GenerationParams, Voice, VoiceInfo
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +129,6 @@ class PiperEngine:
             if loaded.sample_rate != self.sample_rate:
                 audio = resample(audio, loaded.sample_rate, self.sample_rate)
             yield audio
-
-    def clone_conditioning(self, audio: np.ndarray, sample_rate: int) -> object:
-        raise CloningNotSupported("Voice cloning needs the XTTS engine; Piper cannot clone voices.")
 
     def warmup(self) -> None:
         for _ in self.synthesize("Warming up.", "en", Voice(self._default), GenerationParams()):

@@ -17,13 +17,13 @@ class EngineUnavailable(RuntimeError):
 
 
 def _xtts_weights_present(settings: Settings) -> bool:
-    return all((settings.xtts_model_dir / name).is_file() for name in _XTTS_FILES)
+    return all((settings.model_dir / name).is_file() for name in _XTTS_FILES)
 
 
 def _load_piper(settings: Settings) -> Engine:
     from sentiric_tts.engines.piper import PiperEngine
 
-    return PiperEngine.load(settings.piper_voices_dir, settings.piper_duration_noise)
+    return PiperEngine.load(settings.piper_voices_path, settings.piper_duration_noise)
 
 
 def _load_xtts(settings: Settings) -> Engine:
@@ -34,7 +34,7 @@ def _load_xtts(settings: Settings) -> Engine:
             f"The XTTS engine needs the 'xtts' extra (pip install '.[xtts]'): {exc}"
         ) from exc
     return XttsEngine.load(
-        settings.xtts_model_dir,
+        settings.model_dir,
         device=settings.xtts_device,
         dtype=settings.xtts_dtype,
         use_deepspeed=settings.xtts_use_deepspeed,
@@ -51,7 +51,7 @@ def load_engine(settings: Settings) -> Engine:
     if settings.engine == "xtts":
         if not _xtts_weights_present(settings):
             raise EngineUnavailable(
-                f"TTS_ENGINE=xtts but no XTTS v2 weights in {settings.xtts_model_dir.resolve()}: "
+                f"TTS_ENGINE=xtts but no XTTS v2 weights in {settings.model_dir.resolve()}: "
                 f"put {', '.join(_XTTS_FILES)} there (or set TTS_XTTS_MODEL_DIR)."
             )
         return _load_xtts(settings)
@@ -59,7 +59,7 @@ def load_engine(settings: Settings) -> Engine:
     if not _xtts_weights_present(settings):
         log.info(
             "No XTTS v2 weights in %s; serving the embedded Piper engine.",
-            settings.xtts_model_dir.resolve(),
+            settings.model_dir.resolve(),
         )
         return _load_piper(settings)
     try:

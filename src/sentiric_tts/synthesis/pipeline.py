@@ -12,16 +12,19 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
+import anyio
 import numpy as np
 
 from sentiric_tts.audio.encoders import OUTPUT_FORMATS, make_encoder
 from sentiric_tts.audio.pcm import float_to_int16
+from sentiric_tts.audio.reference import ReferenceLimits, load_references
 from sentiric_tts.audio.resample import StreamResampler
-from sentiric_tts.engines.base import Engine, Voice, VoiceInfo
+from sentiric_tts.engines.base import CloningEngine, Engine, Voice, VoiceInfo
 from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.synthesis.request import Segment, SynthesisPlan, SynthesisRequest
 from sentiric_tts.synthesis.scheduler import EngineScheduler, JobHandle
 from sentiric_tts.synthesis.text import normalize_whitespace, split_for_engine
+from sentiric_tts.voices.latent_cache import LatentCache
 
 
 def _render(engine: Engine, segments: Sequence[Segment]) -> Iterator[np.ndarray]:
@@ -74,6 +77,7 @@ class AudioStream:
             if header:
                 yield header
             async for pcm in self._job:
+                assert isinstance(pcm, np.ndarray)
                 data = self._encode(self._resampler.process(pcm))
                 if data:
                     yield data
@@ -107,9 +111,13 @@ class SynthesisPipeline:
         default_voice: str,
         max_text_chars: int,
         sample_rates: Sequence[int],
+        latent_cache: LatentCache,
+        reference_limits: ReferenceLimits,
     ) -> None:
         self.engine = engine
         self.scheduler = scheduler
+        self.latent_cache = latent_cache
+        self.reference_limits = reference_limits
         self.default_language = default_language
         self.default_voice = default_voice or engine.default_voice()
         self.max_text_chars = max_text_chars
@@ -207,10 +215,16 @@ class SynthesisPipeline:
             )
         return output_format, request.sample_rate
 
-    def plan(self, request: SynthesisRequest) -> SynthesisPlan:
-        """Validate a request and cut it into engine segments; raises RequestError."""
+    def plan(self, request: SynthesisRequest, cloned: Voice | None = None) -> SynthesisPlan:
+        """Validate a request and cut it into engine segments; raises RequestError.
+
+        `cloned` is a voice made from the request's reference clips (see `prepare`)."""
         text = self._check_text(request.text)
-        voice, info = self._resolve_voice(request.voice)
+        if cloned is not None:
+            voice = cloned
+            info = VoiceInfo(cloned.id, cloned.id, "library", tuple(self.engine.languages()))
+        else:
+            voice, info = self._resolve_voice(request.voice)
         language = self._resolve_language(request.language, info)
         output_format, sample_rate = self._check_output(request)
         max_chars = self.engine.max_segment_chars(language)
@@ -228,6 +242,37 @@ class SynthesisPipeline:
             characters=len(text),
         )
 
+    async def prepare(self, request: SynthesisRequest) -> SynthesisPlan:
+        """`plan`, plus cloning the voice from the request's reference clips when it has any."""
+        if not request.references:
+            return self.plan(request)
+        self.plan(request)  # everything but the references is checked before any decoding
+        return self.plan(request, cloned=await self.clone_voice(request.references))
+
+    def _cloning_engine(self) -> CloningEngine:
+        if not self.engine.supports_cloning or not isinstance(self.engine, CloningEngine):
+            raise RequestError(
+                f"Voice cloning needs the XTTS engine; this service runs {self.engine.name}. "
+                "Install XTTS v2 weights (see the README) to clone voices.",
+                param="files",
+                code="cloning_unavailable",
+                status=409,
+            )
+        return self.engine
+
+    async def clone_voice(self, files: Sequence[tuple[str, bytes]]) -> Voice:
+        """A voice conditioned on reference clips, from the latent cache when it has them."""
+        engine = self._cloning_engine()
+        references = await anyio.to_thread.run_sync(load_references, list(files), self.reference_limits)
+        key = LatentCache.key(references.digest, engine.fingerprint(), engine.conditioning_tag())
+        conditioning = await anyio.to_thread.run_sync(self.latent_cache.get, key, engine.load_conditioning)
+        if conditioning is None:
+            conditioning = await self.scheduler.call(
+                lambda: engine.clone_conditioning(references.clips, references.sample_rate)
+            )
+            await anyio.to_thread.run_sync(self.latent_cache.put, key, conditioning, engine.dump_conditioning)
+        return Voice(id=f"clone-{references.digest[:12]}", conditioning=conditioning)
+
     # --- rendering ---
 
     def open_stream(self, plan: SynthesisPlan) -> AudioStream:
@@ -237,5 +282,5 @@ class SynthesisPipeline:
 
     async def synthesize(self, request: SynthesisRequest) -> tuple[SynthesisPlan, bytes]:
         """Plan, render and collect a request in one call (CLI, tests, whole-file doors)."""
-        plan = self.plan(request)
+        plan = await self.prepare(request)
         return plan, await self.open_stream(plan).collect()

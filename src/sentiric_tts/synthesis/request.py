@@ -17,6 +17,8 @@ class SynthesisRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     output_format: str = "wav"
     sample_rate: int | None = None
+    references: tuple[tuple[str, bytes], ...] = ()
+    """Reference clips (file name, bytes) to clone the voice from; overrides `voice`."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Runs engine work on a dedicated worker thread, fairly, off the event loop.
 
-Each admitted request is a job: a synchronous iterator of PCM chunks (the engine's generator).
+Each admitted request is a job: a synchronous iterator of items, usually PCM chunks (the engine's
+generator); one-off engine calls (cloning conditioning) are one-item jobs through `call`.
 The worker advances one job by one chunk at a time: jobs that have produced nothing yet go
 first (so a new request's first audio is not stuck behind long ones), the rest take turns.
 A job whose consumer has `buffer_chunks` chunks unread is skipped until it reads (backpressure),
@@ -14,19 +15,19 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
-
-import numpy as np
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
 
 log = logging.getLogger(__name__)
 
 _END = object()
+T = TypeVar("T")
 
 
 class _Job:
-    def __init__(self, loop: asyncio.AbstractEventLoop, chunks: Iterator[np.ndarray]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, chunks: Iterator[object]) -> None:
         self.loop = loop
         self.chunks = chunks
         self.inbox: asyncio.Queue[object] = asyncio.Queue()
@@ -73,7 +74,7 @@ class EngineScheduler:
 
     # --- admission ---
 
-    def submit(self, chunks: Iterator[np.ndarray]) -> JobHandle:
+    def submit(self, chunks: Iterator[object]) -> JobHandle:
         """Admit a job, or raise ServiceBusy at once when the service is at capacity."""
         job = _Job(asyncio.get_running_loop(), chunks)
         with self._cond:
@@ -87,6 +88,19 @@ class EngineScheduler:
             self._jobs.append(job)
             self._cond.notify_all()
         return JobHandle(self, job)
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run one engine call on the worker, admitted like any job (raises ServiceBusy)."""
+
+        def once() -> Iterator[object]:
+            yield fn()
+
+        handle = self.submit(once())
+        try:
+            result = await handle.__anext__()
+        finally:
+            handle.cancel()
+        return result  # type: ignore[return-value]
 
     # --- worker ---
 
@@ -175,7 +189,7 @@ class EngineScheduler:
 
 
 class JobHandle:
-    """The consumer's end of a job: an async iterator of PCM chunks, cancellable."""
+    """The consumer's end of a job: an async iterator of its items, cancellable."""
 
     def __init__(self, scheduler: EngineScheduler, job: _Job) -> None:
         self._scheduler = scheduler
@@ -184,14 +198,13 @@ class JobHandle:
     def __aiter__(self) -> JobHandle:
         return self
 
-    async def __anext__(self) -> np.ndarray:
+    async def __anext__(self) -> object:
         item = await self._job.inbox.get()
         if item is _END:
             raise StopAsyncIteration
         if isinstance(item, BaseException):
             raise SynthesisFailed(str(item) or type(item).__name__) from item
         self._scheduler._consumed(self._job)
-        assert isinstance(item, np.ndarray)
         return item
 
     def cancel(self) -> None:

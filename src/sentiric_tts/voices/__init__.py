@@ -1,0 +1,1 @@
+"""Voices beyond the engine's own: cloning conditioning and its cache (later: the voice library)."""
