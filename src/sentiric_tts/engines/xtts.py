@@ -196,7 +196,7 @@ class XttsEngine:
         self.max_new_tokens = max_new_tokens
         self.sample_rate = int(config.audio.output_sample_rate)
         self._fingerprint = fingerprint
-        self._languages = list(config.languages)
+        self._languages = self._usable_languages(list(config.languages))
         speakers = model.speaker_manager.speakers if model.speaker_manager is not None else {}
         self._speakers: dict[str, dict[str, torch.Tensor]] = dict(speakers)
         if not self._speakers:
@@ -287,6 +287,28 @@ class XttsEngine:
             len(engine._speakers),
         )
         return engine
+
+    # Languages whose text frontend needs optional packages (coqui-tts[zh], coqui-tts[ja], ...).
+    _PROBE_TEXT = {"zh-cn": "你好", "ja": "こんにちは", "ko": "안녕"}
+
+    def _usable_languages(self, languages: list[str]) -> list[str]:
+        """Drop languages whose tokenizer cannot run here, so requests get a clear 4xx, not a 5xx."""
+        usable = []
+        for language in languages:
+            probe = self._PROBE_TEXT.get(language)
+            if probe is not None:
+                try:
+                    self.model.tokenizer.encode(probe, lang=language)
+                except Exception as exc:  # ImportError, or a half-installed dictionary
+                    logger.warning(
+                        "XTTS language %s disabled: its text frontend needs extra packages "
+                        "(pip install 'coqui-tts[zh,ja]'): %s",
+                        language,
+                        exc,
+                    )
+                    continue
+            usable.append(language)
+        return usable
 
     # ------------------------------------------------------------------ listings
 
