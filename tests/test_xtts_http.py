@@ -285,3 +285,82 @@ def test_auto_takes_xtts_when_weights_are_present(
         engine = load_engine(xtts_settings(tmp_path, xtts_dir, engine="auto"))
     assert engine.name == "xtts"
     assert not any("serving the embedded Piper" in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture()
+def weights_host(xtts_dir: Path) -> Iterator[str]:
+    """The tiny checkpoint served over HTTP on loopback, standing in for the model hub."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(xtts_dir))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def selection_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("sentiric_tts.engines.")]
+
+
+def test_download_needs_permission_and_licence_agreement(
+    weights_host: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "weights"
+    common = {"engine": "auto", "xtts_model_dir": target, "xtts_download_url": weights_host}
+    with caplog.at_level(logging.INFO):
+        assert load_engine(isolated_settings(tmp_path, **common)).name == "piper"
+        assert load_engine(isolated_settings(tmp_path, xtts_allow_download=True, **common)).name == "piper"
+    lines = selection_lines(caplog)
+    assert any("TTS_XTTS_ALLOW_DOWNLOAD=true" in line for line in lines)
+    assert any("Coqui Public Model License" in line and "TTS_XTTS_ACCEPT_CPML=true" in line for line in lines)
+    assert not target.exists(), "nothing is downloaded without both settings"
+
+
+def test_download_on_first_run_when_allowed_and_agreed(
+    weights_host: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "weights"
+    settings = isolated_settings(
+        tmp_path,
+        engine="auto",
+        xtts_model_dir=target,
+        xtts_download_url=weights_host,
+        xtts_allow_download=True,
+        xtts_accept_cpml=True,
+        xtts_device="cpu",
+    )
+    with caplog.at_level(logging.INFO):
+        engine = load_engine(settings)
+    assert engine.name == "xtts"
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        ["config.json", "model.pth", "vocab.json", "speakers_xtts.pth"]
+    )
+    lines = selection_lines(caplog)
+    megabytes = f"{(target / 'model.pth').stat().st_size / 1e6:.1f} MB"
+    assert any(line.startswith("Downloading model.pth: ") and line.endswith(megabytes) for line in lines)
+    assert f"Downloaded model.pth ({megabytes})" in lines
+
+
+def test_a_failed_download_falls_back_to_piper_or_fails_for_explicit_xtts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentiric_tts.engines.selection import EngineUnavailable
+    from tests.support.server import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    common = {
+        "xtts_model_dir": tmp_path / "weights",
+        "xtts_download_url": dead,
+        "xtts_allow_download": True,
+        "xtts_accept_cpml": True,
+    }
+    with caplog.at_level(logging.INFO):
+        assert load_engine(isolated_settings(tmp_path, engine="auto", **common)).name == "piper"
+    assert any("download failed" in line for line in selection_lines(caplog))
+    assert not list((tmp_path / "weights").glob("*")), "no partial file is left behind"
+    with pytest.raises(EngineUnavailable, match="download failed"):
+        load_engine(isolated_settings(tmp_path, engine="xtts", **common))

@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     )
 
     # --- XTTS ---
+    xtts_allow_download: bool = Field(
+        False, description="Download the XTTS v2 weights on first run when they are missing."
+    )
+    xtts_accept_cpml: bool = Field(
+        False,
+        description="Set true to state you have read and agree to the Coqui Public Model License "
+        "(https://coqui.ai/cpml); needed for the download.",
+    )
+    xtts_download_url: str = Field(
+        "https://huggingface.co/coqui/XTTS-v2/resolve/main",
+        description="Where the XTTS v2 files are downloaded from.",
+    )
     xtts_device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="Where XTTS runs: auto takes CUDA when available."
     )

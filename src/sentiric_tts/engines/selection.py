@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 from sentiric_tts.engines.base import Engine
+from sentiric_tts.engines.xtts_download import CPML_URL, XTTS_FILES, DownloadFailed, download_xtts_weights
 from sentiric_tts.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_XTTS_FILES = ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth")
 
 
 class EngineUnavailable(RuntimeError):
@@ -17,7 +16,7 @@ class EngineUnavailable(RuntimeError):
 
 
 def _xtts_weights_present(settings: Settings) -> bool:
-    return all((settings.model_dir / name).is_file() for name in _XTTS_FILES)
+    return all((settings.model_dir / name).is_file() for name in XTTS_FILES)
 
 
 def _load_piper(settings: Settings) -> Engine:
@@ -45,22 +44,39 @@ def _load_xtts(settings: Settings) -> Engine:
     )
 
 
+def _obtain_weights(settings: Settings) -> str | None:
+    """Make the XTTS weights present if allowed; None when they are, else why they are not."""
+    if _xtts_weights_present(settings):
+        return None
+    where = settings.model_dir.resolve()
+    if not settings.xtts_allow_download:
+        return (
+            f"No XTTS v2 weights in {where} (put {', '.join(XTTS_FILES)} there, or set "
+            "TTS_XTTS_ALLOW_DOWNLOAD=true and TTS_XTTS_ACCEPT_CPML=true to download them)"
+        )
+    if not settings.xtts_accept_cpml:
+        return (
+            f"No XTTS v2 weights in {where}; the download is allowed but needs your agreement to "
+            f"the Coqui Public Model License ({CPML_URL}): set TTS_XTTS_ACCEPT_CPML=true"
+        )
+    try:
+        download_xtts_weights(settings.xtts_download_url, settings.model_dir)
+    except DownloadFailed as exc:
+        return f"No XTTS v2 weights in {where} and the download failed ({exc})"
+    return None
+
+
 def load_engine(settings: Settings) -> Engine:
     if settings.engine == "piper":
         return _load_piper(settings)
+    missing = _obtain_weights(settings)
     if settings.engine == "xtts":
-        if not _xtts_weights_present(settings):
-            raise EngineUnavailable(
-                f"TTS_ENGINE=xtts but no XTTS v2 weights in {settings.model_dir.resolve()}: "
-                f"put {', '.join(_XTTS_FILES)} there (or set TTS_XTTS_MODEL_DIR)."
-            )
+        if missing is not None:
+            raise EngineUnavailable(f"TTS_ENGINE=xtts but: {missing}. Or set TTS_XTTS_MODEL_DIR.")
         return _load_xtts(settings)
     # auto
-    if not _xtts_weights_present(settings):
-        log.info(
-            "No XTTS v2 weights in %s; serving the embedded Piper engine.",
-            settings.model_dir.resolve(),
-        )
+    if missing is not None:
+        log.info("%s; serving the embedded Piper engine.", missing)
         return _load_piper(settings)
     try:
         return _load_xtts(settings)
