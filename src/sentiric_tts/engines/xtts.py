@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -289,7 +289,7 @@ class XttsEngine:
         return engine
 
     # Languages whose text frontend needs optional packages (coqui-tts[zh], coqui-tts[ja], ...).
-    _PROBE_TEXT = {"zh-cn": "你好", "ja": "こんにちは", "ko": "안녕"}
+    _PROBE_TEXT: ClassVar[dict[str, str]] = {"zh-cn": "你好", "ja": "こんにちは", "ko": "안녕"}
 
     def _usable_languages(self, languages: list[str]) -> list[str]:
         """Drop languages whose tokenizer cannot run here, so requests get a clear 4xx, not a 5xx."""
