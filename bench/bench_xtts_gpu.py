@@ -71,7 +71,9 @@ def measure(engine, text: str, tokens: int, rounds: int) -> dict[str, float]:  #
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--dtypes", default="float32,float16,bfloat16")
     parser.add_argument("--rounds", type=int, default=5)
@@ -107,7 +109,12 @@ def main() -> int:
             engine.warmup()
             for name, text, seconds in (SHORT, (LONG[0], LONG[1], args.long_seconds)):
                 tokens = round(seconds * TOKENS_PER_SECOND)
-                row = {"dtype": dtype, "text": name, "tokens": tokens, **measure(engine, text, tokens, args.rounds)}
+                row = {
+                    "dtype": dtype,
+                    "text": name,
+                    "tokens": tokens,
+                    **measure(engine, text, tokens, args.rounds),
+                }
                 rows.append(row)
                 print(
                     f"{dtype:9s} {name:5s} tokens={tokens:4d} TTFA p50={row['ttfa_p50_ms']:7.1f} ms "

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sentiric_tts.audio.pitch import PitchShifter, shift_pitch
+from tests.support.audio import median_f0
 
 SR = 22050
 
@@ -18,25 +19,6 @@ def voiced(seconds: float = 2.0, f0: float = 150.0, sr: int = SR) -> np.ndarray:
     freq = f0 * (1 + 0.03 * np.sin(2 * np.pi * 3 * t))
     phase = 2 * np.pi * np.cumsum(freq) / sr
     return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 10))).astype(np.float32)
-
-
-def median_f0(x: np.ndarray, sr: int = SR, fmin: float = 60.0, fmax: float = 500.0) -> float:
-    """Median of per-frame autocorrelation F0 estimates, with parabolic peak interpolation."""
-    frame, hop = int(0.04 * sr), int(0.01 * sr)
-    lo, hi = int(sr / fmax), int(sr / fmin)
-    estimates = []
-    for start in range(0, len(x) - frame, hop):
-        seg = x[start : start + frame].astype(np.float64)
-        seg -= seg.mean()
-        if np.sqrt(np.mean(seg**2)) < 1e-3:
-            continue
-        ac = np.correlate(seg, seg, "full")[frame - 1 :]
-        lag = lo + int(np.argmax(ac[lo:hi]))
-        a, b, c = ac[lag - 1], ac[lag], ac[lag + 1]
-        denom = a - 2 * b + c
-        shift = 0.5 * (a - c) / denom if denom else 0.0
-        estimates.append(sr / (lag + shift))
-    return float(np.median(estimates))
 
 
 def semitones_between(f_from: float, f_to: float) -> float:
@@ -62,7 +44,7 @@ def test_shift_moves_f0_and_keeps_length(semitones: float) -> None:
     assert len(y) == len(x)
     assert np.isfinite(y).all()
     assert np.abs(y).max() < 1.5 * np.abs(x).max()  # no gain blow-up
-    measured = semitones_between(median_f0(x), median_f0(y))
+    measured = semitones_between(median_f0(x, SR), median_f0(y, SR))
     assert abs(measured - semitones) <= 1.0
 
 

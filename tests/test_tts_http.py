@@ -109,10 +109,9 @@ def test_speed_changes_duration(client: httpx.Client) -> None:
     normal = len(parse_wav(tts(client, text=SENTENCES[2]).content)[2])
     fast = len(parse_wav(tts(client, text=SENTENCES[2], speed=2.0).content)[2])
     slow = len(parse_wav(tts(client, text=SENTENCES[2], speed=0.5).content)[2])
-    # Piper maps speed to its phoneme length scale; phoneme durations are rounded up to whole
-    # frames, so the change is a little less than proportional.
-    assert 0.45 * normal < fast < 0.7 * normal
-    assert 1.6 * normal < slow < 2.2 * normal
+    # Durations are proportional to 1/speed (the engine corrects its length scale's rounding).
+    assert fast == pytest.approx(normal / 2, rel=0.05)
+    assert slow == pytest.approx(normal * 2, rel=0.05)
 
 
 def test_catalogue_endpoints(client: httpx.Client) -> None:
@@ -139,7 +138,9 @@ def test_voice_alias_and_language_variants(client: httpx.Client) -> None:
     assert response.headers["x-voice"] == "en_US-joe-medium" and response.headers["x-language"] == "en"
 
 
-def test_a_client_that_disconnects_mid_stream_frees_the_engine(client: httpx.Client, piper_server: str) -> None:
+def test_a_client_that_disconnects_mid_stream_frees_the_engine(
+    client: httpx.Client, piper_server: str
+) -> None:
     text = " ".join(SENTENCES * 6)  # 24 sentences: far more than one chunk
     with (
         httpx.Client(base_url=piper_server, timeout=60) as leaver,

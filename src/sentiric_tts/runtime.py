@@ -11,7 +11,9 @@ from sentiric_tts.engines.base import Engine
 from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.settings import Settings
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
+from sentiric_tts.synthesis.render import RunawayGuard
 from sentiric_tts.synthesis.scheduler import EngineScheduler
+from sentiric_tts.synthesis.stream import PostProcessing
 from sentiric_tts.voices.latent_cache import LatentCache
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,15 @@ class Runtime:
                 max_seconds=settings.clone_max_seconds,
                 min_speech_seconds=settings.clone_min_speech_seconds,
             ),
+            post=PostProcessing(
+                normalize_loudness=settings.loudness_normalize,
+                target_lufs=settings.loudness_target_lufs,
+                true_peak_dbtp=settings.true_peak_ceiling_dbtp,
+                sentence_pause_ms=settings.sentence_pause_ms,
+                crossfade_ms=settings.crossfade_ms,
+            ),
+            runaway=RunawayGuard(floor_s=3.0, seconds_per_char=settings.runaway_seconds_per_char),
+            ssml_max_bytes=settings.ssml_max_bytes,
         )
         log.info(
             "Engine %s loaded on %s in %.2f s (native rate %d Hz)",

@@ -110,8 +110,38 @@ class Settings(BaseSettings):
         256, ge=1, description="Cloned-voice conditionings kept in memory (all are kept on disk)."
     )
 
+    # --- Audio out ---
+    loudness_normalize: bool = Field(
+        True, description="Normalise loudness (EBU R128 measurement) to the target below."
+    )
+    loudness_target_lufs: float = Field(
+        -20.0,
+        ge=-40.0,
+        le=-5.0,
+        description="Target integrated loudness, in LUFS (-20 leaves speech's ~18 dB crest "
+        "factor under the ceiling; -23 is broadcast R128, -16 is loud).",
+    )
+    true_peak_ceiling_dbtp: float = Field(
+        -1.5, ge=-12.0, le=0.0, description="True-peak ceiling of the limiter, in dBTP."
+    )
+    sentence_pause_ms: float = Field(
+        200.0, ge=0.0, le=2000.0, description="Silence between sentences, in milliseconds."
+    )
+    crossfade_ms: float = Field(
+        10.0, ge=1.0, le=100.0, description="Fade at every segment boundary, in milliseconds."
+    )
+    runaway_seconds_per_char: float = Field(
+        0.3,
+        gt=0.0,
+        description="Runaway guard: a sentence may last at most 3 s + this many seconds per "
+        "character (divided by the speed); longer audio is cut and logged.",
+    )
+
     # --- Limits ---
     max_text_chars: int = Field(5000, ge=1, description="Longest accepted text, in characters.")
+    ssml_max_bytes: int = Field(
+        65536, ge=256, description="Largest accepted SSML document, in bytes (UTF-8)."
+    )
 
     # --- Scheduling ---
     max_queued_requests: int = Field(

@@ -48,6 +48,16 @@ def render_markdown_table() -> str:
     return "\n".join(rows)
 
 
+def write_docs(root: Path) -> None:
+    """Rewrite .env.example and the README's table between its settings-table markers."""
+    (root / ".env.example").write_text(render_env_example(), encoding="utf-8")
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{render_markdown_table()}\n{end}{tail}", encoding="utf-8")
+
+
 if __name__ == "__main__":
-    Path(".env.example").write_text(render_env_example(), encoding="utf-8")
-    print(render_markdown_table())
+    write_docs(Path("."))

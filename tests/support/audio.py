@@ -96,3 +96,42 @@ def encode_with_av(
         for packet in stream.encode(None):
             output.mux(packet)
     return buffer.getvalue()
+
+
+def median_f0(x: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 500.0, voicing: float = 0.0) -> float:
+    """Median of per-frame autocorrelation F0 estimates, with parabolic peak interpolation.
+
+    Frames whose normalised autocorrelation peak is below `voicing` (unvoiced speech) are skipped.
+    """
+    frame, hop = int(0.04 * sr), int(0.01 * sr)
+    lo, hi = int(sr / fmax), int(sr / fmin)
+    estimates = []
+    for start in range(0, len(x) - frame, hop):
+        seg = x[start : start + frame].astype(np.float64)
+        seg -= seg.mean()
+        if np.sqrt(np.mean(seg**2)) < 1e-3:
+            continue
+        ac = np.correlate(seg, seg, "full")[frame - 1 :]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] < voicing * ac[0]:
+            continue
+        a, b, c = ac[lag - 1], ac[lag], ac[lag + 1]
+        denom = a - 2 * b + c
+        shift = 0.5 * (a - c) / denom if denom else 0.0
+        estimates.append(sr / (lag + shift))
+    return float(np.median(estimates))
+
+
+def silent_runs(x: np.ndarray, sr: int, threshold: float = 1e-3) -> list[float]:
+    """Durations in seconds of the runs of near-silent samples strictly inside the signal."""
+    loud = np.flatnonzero(np.abs(x) > threshold)
+    if loud.size < 2:
+        return []
+    gaps = np.diff(loud) - 1
+    return [g / sr for g in gaps[gaps > 0]]
+
+
+def speech_span(x: np.ndarray, sr: int, threshold: float = 1e-3) -> float:
+    """Seconds from the first to the last non-silent sample."""
+    loud = np.flatnonzero(np.abs(x) > threshold)
+    return 0.0 if loud.size < 2 else (loud[-1] - loud[0]) / sr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sentiric_tts.engines.base import GenerationParams
@@ -33,7 +35,14 @@ class GenerationFields(BaseModel):
 
 
 class OutputFields(BaseModel):
-    output_format: str = Field("wav", description="Audio format: wav or pcm (raw s16le).")
+    output_format: str = Field(
+        "wav",
+        description="Audio format: wav, pcm (raw s16le), mulaw, alaw (raw G.711), wav_mulaw, "
+        "wav_alaw (G.711 in WAV), mp3, opus (Ogg), aac (ADTS), flac.",
+    )
+    volume_gain_db: float = Field(
+        0.0, ge=-30.0, le=20.0, description="Gain in dB on top of loudness normalisation."
+    )
     sample_rate: int | None = Field(
         None,
         description="Output rate in Hz: 8000, 16000, 22050, 24000, 32000, 44100 or 48000. "
@@ -50,7 +59,10 @@ class TTSRequestBody(GenerationFields, OutputFields):
         },
     )
 
-    text: str = Field(..., description="Text to speak.", examples=["Hello world."])
+    text: str = Field(..., description="Text or SSML to speak.", examples=["Hello world."])
+    text_type: Literal["text", "ssml"] | None = Field(
+        None, description="How to read `text`; default: SSML when it starts with <speak>, else text."
+    )
     language: str | None = Field(None, description="Language code, e.g. en. Default: the service's.")
     voice: str | None = Field(None, description="Voice id (see GET /api/speakers).")
     speaker_idx: str | None = Field(None, description="Alias of `voice`, for XTTS-server clients.")
@@ -69,6 +81,8 @@ class TTSRequestBody(GenerationFields, OutputFields):
             params=self.generation_params(),
             output_format=self.output_format,
             sample_rate=self.sample_rate,
+            ssml=None if self.text_type is None else self.text_type == "ssml",
+            volume_gain_db=self.volume_gain_db,
         )
 
 
@@ -77,7 +91,8 @@ class CloneForm(GenerationFields, OutputFields):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(..., description="Text to speak.")
+    text: str = Field(..., description="Text or SSML to speak.")
+    text_type: Literal["text", "ssml"] | None = Field(None, description="As in POST /api/tts.")
     language: str | None = Field(None, description="Language code, e.g. en.")
 
     @model_validator(mode="before")
@@ -96,7 +111,32 @@ class CloneForm(GenerationFields, OutputFields):
             output_format=self.output_format,
             sample_rate=self.sample_rate,
             references=references,
+            ssml=None if self.text_type is None else self.text_type == "ssml",
+            volume_gain_db=self.volume_gain_db,
         )
+
+
+class PlanItemOut(BaseModel):
+    type: Literal["speech", "pause", "mark"]
+    text: str | None = None
+    language: str | None = None
+    voice: str | None = None
+    speed: float | None = Field(None, description="Effective speed: request speed x SSML rate.")
+    rate: float | None = Field(None, description="SSML rate multiplier.")
+    pitch_semitones: float | None = None
+    volume_db: float | None = None
+    seconds: float | None = Field(None, description="Length of a pause.")
+    name: str | None = Field(None, description="Name of a mark.")
+
+
+class PlanOut(BaseModel):
+    language: str
+    voice: str
+    characters: int
+    output_format: str
+    sample_rate: int
+    ignored_tags: list[str]
+    items: list[PlanItemOut]
 
 
 class VoiceOut(BaseModel):

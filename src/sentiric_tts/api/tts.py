@@ -9,11 +9,11 @@ from fastapi.responses import Response, StreamingResponse
 
 from sentiric_tts.api.deps import get_runtime
 from sentiric_tts.api.errors import ERROR_RESPONSES
-from sentiric_tts.api.schemas import CloneForm, TTSRequestBody
+from sentiric_tts.api.schemas import CloneForm, PlanItemOut, PlanOut, TTSRequestBody
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.errors import RequestError
-from sentiric_tts.synthesis.pipeline import AudioStream
-from sentiric_tts.synthesis.request import SynthesisRequest
+from sentiric_tts.synthesis.request import Mark, Pause, PlanItem, SynthesisRequest
+from sentiric_tts.synthesis.stream import AudioStream
 
 router = APIRouter(prefix="/api", tags=["synthesis"])
 
@@ -27,12 +27,15 @@ _AUDIO_RESPONSE = {
 
 def _audio_headers(stream: AudioStream) -> dict[str, str]:
     plan = stream.plan
-    return {
+    headers = {
         "X-Sample-Rate": str(plan.sample_rate),
         "X-Voice": plan.voice_id,
         "X-Language": plan.language,
         "Content-Disposition": f'inline; filename="speech.{stream.file_extension}"',
     }
+    if plan.ignored_tags:
+        headers["X-SSML-Ignored-Tags"] = ",".join(plan.ignored_tags)
+    return headers
 
 
 async def respond_with_audio(runtime: Runtime, request: SynthesisRequest, stream: bool) -> Response:
@@ -94,3 +97,39 @@ async def tts_clone(
 ) -> Response:
     clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
     return await respond_with_audio(runtime, form.to_request(references=tuple(clips)), form.stream)
+
+
+def _plan_item(item: PlanItem) -> PlanItemOut:
+    if isinstance(item, Pause):
+        return PlanItemOut(type="pause", seconds=round(item.seconds, 4))
+    if isinstance(item, Mark):
+        return PlanItemOut(type="mark", name=item.name)
+    return PlanItemOut(
+        type="speech",
+        text=item.text,
+        language=item.language,
+        voice=item.voice.id,
+        speed=item.params.speed,
+        rate=item.prosody.rate,
+        pitch_semitones=item.prosody.pitch_semitones,
+        volume_db=item.prosody.volume_db,
+    )
+
+
+@router.post(
+    "/tts/plan",
+    summary="Show how a request would be spoken, without synthesizing",
+    response_model=PlanOut,
+    responses=ERROR_RESPONSES,
+)
+async def tts_plan(body: TTSRequestBody, runtime: Runtime = Depends(get_runtime)) -> PlanOut:
+    plan = runtime.pipeline.plan(body.to_request())
+    return PlanOut(
+        language=plan.language,
+        voice=plan.voice_id,
+        characters=plan.characters,
+        output_format=plan.output_format,
+        sample_rate=plan.sample_rate,
+        ignored_tags=list(plan.ignored_tags),
+        items=[_plan_item(item) for item in plan.items],
+    )

@@ -87,6 +87,7 @@ class SegmentJoiner:
         self._fade = max(1, round(crossfade_ms * rate / 1000.0))
         self._curve = _fade_curve(self._fade)
         self._pause = round(pause_ms * rate / 1000.0)
+        self._next_pause = self._pause
         self._threshold = _threshold(threshold_db)
         self._keep = round(keep_ms * rate / 1000.0)
         self._trim_inner = trim_inner
@@ -112,7 +113,7 @@ class SegmentJoiner:
                 parts.append(self._deferred)
                 self._deferred = np.zeros(0, np.float32)
             if self._segments_out:
-                parts.append(np.zeros(self._pause, np.float32))
+                parts.append(np.zeros(self._next_pause, np.float32))
             self.boundaries.append(self._emitted + sum(p.size for p in parts))
             self._segments_out += 1
         # The fade-in starts at the first loud sample: the quiet pre-roll before it keeps its level.
@@ -136,8 +137,10 @@ class SegmentJoiner:
 
     # --- segment protocol ---
 
-    def begin_segment(self) -> np.ndarray:
+    def begin_segment(self, pause_ms: float | None = None) -> np.ndarray:
+        """Start a segment; `pause_ms` replaces the default pause before it (an SSML break)."""
         out = self.end_segment() if self._in_segment else np.zeros(0, np.float32)
+        self._next_pause = self._pause if pause_ms is None else round(pause_ms * self.rate / 1000.0)
         self._in_segment = True
         self._leading = True
         self._faded_in = 0

@@ -17,6 +17,7 @@ import numpy as np
 from piper import PiperVoice, SynthesisConfig
 
 from sentiric_tts.audio.resample import resample
+from sentiric_tts.audio.stretch import stretch_to_length
 from sentiric_tts.engines.base import GenerationParams, Voice, VoiceInfo
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,19 @@ class PiperEngine:
             # sentences; we keep the model's own level.
             normalize_audio=False,
         )
+        natural = SynthesisConfig(
+            length_scale=loaded.length_scale, noise_w_scale=self._duration_noise, normalize_audio=False
+        )
         for chunk in loaded.voice.synthesize(text, config):
             audio = chunk.audio_float_array
+            if abs(params.speed - 1.0) > 0.01:
+                # Length scale alone changes duration less than proportionally (phoneme durations
+                # are rounded up to whole frames): measure the natural length and land exactly on
+                # natural / speed. Durations are deterministic (duration noise 0), so the natural
+                # rendering of this sentence has the length it would have at speed 1.
+                natural_audio = loaded.voice.phoneme_ids_to_audio(chunk.phoneme_ids, natural)
+                natural_len = np.asarray(natural_audio).reshape(-1).size
+                audio = stretch_to_length(audio, loaded.sample_rate, round(natural_len / params.speed))
             if loaded.sample_rate != self.sample_rate:
                 audio = resample(audio, loaded.sample_rate, self.sample_rate)
             yield audio

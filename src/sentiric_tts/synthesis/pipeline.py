@@ -1,104 +1,39 @@
 """The one synthesis pipeline behind every door.
 
-request --plan()--> validated segments --open_stream()--> scheduled engine job
-        --> float32 chunks at the engine rate --> stateful resampler --> int16 --> encoder --> bytes
+request --plan()--> validated items (SSML or text -> normalised segments, pauses, marks)
+        --open_stream()--> scheduled engine job (render.py) --> AudioStream (stream.py):
+        prosody, joins, loudness, resampling, encoding --> bytes
 
-A non-streamed response is the same stream, collected, so streamed and whole output are identical.
+A non-streamed response is the same stream, collected, so both have the same content and length.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Sequence
 
 import anyio
-import numpy as np
 
-from sentiric_tts.audio.encoders import OUTPUT_FORMATS, make_encoder
-from sentiric_tts.audio.pcm import float_to_int16
+from sentiric_tts.audio.encoders import OUTPUT_FORMATS
 from sentiric_tts.audio.reference import ReferenceLimits, load_references
-from sentiric_tts.audio.resample import StreamResampler
 from sentiric_tts.engines.base import CloningEngine, Engine, Voice, VoiceInfo
 from sentiric_tts.synthesis.errors import RequestError
-from sentiric_tts.synthesis.request import Segment, SynthesisPlan, SynthesisRequest
-from sentiric_tts.synthesis.scheduler import EngineScheduler, JobHandle
+from sentiric_tts.synthesis.normalize import normalize_text
+from sentiric_tts.synthesis.render import RunawayGuard, render
+from sentiric_tts.synthesis.request import (
+    PlanItem,
+    Prosody,
+    Segment,
+    SynthesisPlan,
+    SynthesisRequest,
+)
+from sentiric_tts.synthesis.scheduler import EngineScheduler
+from sentiric_tts.synthesis.ssml import SpeechText, SsmlError, looks_like_ssml, parse_ssml
+from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 from sentiric_tts.synthesis.text import normalize_whitespace, split_for_engine
 from sentiric_tts.voices.latent_cache import LatentCache
 
-
-def _render(engine: Engine, segments: Sequence[Segment]) -> Iterator[np.ndarray]:
-    """The engine job for one request: every segment, in order, chunk by chunk."""
-    for segment in segments:
-        for chunk in engine.synthesize(segment.text, segment.language, segment.voice, segment.params):
-            audio = np.asarray(chunk, dtype=np.float32).reshape(-1)
-            if audio.size:
-                yield np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)
-
-
-@dataclass
-class StreamStats:
-    """What a finished (or aborted) stream produced, for logs and metrics."""
-
-    started_at: float
-    first_audio_at: float | None = None
-    finished_at: float | None = None
-    output_samples: int = 0
-
-    @property
-    def time_to_first_audio_s(self) -> float | None:
-        return None if self.first_audio_at is None else self.first_audio_at - self.started_at
-
-
-class AudioStream:
-    """One response's audio: encoded bytes as they are made, or collected into one file."""
-
-    def __init__(self, plan: SynthesisPlan, job: JobHandle) -> None:
-        self.plan = plan
-        self._job = job
-        self._resampler = StreamResampler(plan.engine_rate, plan.sample_rate)
-        self._encoder = make_encoder(plan.output_format, plan.sample_rate)
-        self.content_type = self._encoder.content_type
-        self.file_extension = self._encoder.file_extension
-        self.stats = StreamStats(started_at=time.perf_counter())
-
-    def _encode(self, audio: np.ndarray) -> bytes:
-        if not audio.size:
-            return b""
-        if self.stats.first_audio_at is None:
-            self.stats.first_audio_at = time.perf_counter()
-        self.stats.output_samples += audio.size
-        return self._encoder.encode(float_to_int16(audio))
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Encoded bytes, header first. Leaving early cancels the engine work."""
-        try:
-            header = self._encoder.header()
-            if header:
-                yield header
-            async for pcm in self._job:
-                assert isinstance(pcm, np.ndarray)
-                data = self._encode(self._resampler.process(pcm))
-                if data:
-                    yield data
-            tail = self._encode(self._resampler.flush()) + self._encoder.finish()
-            if tail:
-                yield tail
-            self.stats.finished_at = time.perf_counter()
-        finally:
-            self._job.cancel()
-
-    async def collect(self) -> bytes:
-        """The whole stream as one file (with exact sizes in its header)."""
-        parts = [part async for part in self.chunks()]
-        return self._encoder.finalize(b"".join(parts))
-
-    def cancel(self) -> None:
-        self._job.cancel()
-
-    @property
-    def audio_seconds(self) -> float:
-        return self.stats.output_samples / self.plan.sample_rate
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
 
 class SynthesisPipeline:
@@ -113,7 +48,13 @@ class SynthesisPipeline:
         sample_rates: Sequence[int],
         latent_cache: LatentCache,
         reference_limits: ReferenceLimits,
+        post: PostProcessing,
+        runaway: RunawayGuard,
+        ssml_max_bytes: int,
     ) -> None:
+        self.post = post
+        self.runaway = runaway
+        self.ssml_max_bytes = ssml_max_bytes
         self.engine = engine
         self.scheduler = scheduler
         self.latent_cache = latent_cache
@@ -219,27 +160,63 @@ class SynthesisPipeline:
         """Validate a request and cut it into engine segments; raises RequestError.
 
         `cloned` is a voice made from the request's reference clips (see `prepare`)."""
-        text = self._check_text(request.text)
+        is_ssml = looks_like_ssml(request.text) if request.ssml is None else request.ssml
+        ignored: tuple[str, ...] = ()
+        base_language = request.language
+        if is_ssml:
+            try:
+                document = parse_ssml(request.text, max_bytes=self.ssml_max_bytes)
+            except SsmlError as exc:
+                raise RequestError(f"Invalid SSML: {exc}", param="text", code="invalid_ssml") from exc
+            spoken = " ".join(item.text for item in document.items if isinstance(item, SpeechText))
+            characters = len(self._check_text(spoken))
+            pieces: list[object] = list(document.items)
+            ignored = document.ignored_tags
+            base_language = request.language or document.language
+        else:
+            text = self._check_text(request.text)
+            characters = len(text)
+            pieces = [SpeechText(text, None, None, Prosody())]
+
         if cloned is not None:
             voice = cloned
             info = VoiceInfo(cloned.id, cloned.id, "library", tuple(self.engine.languages()))
         else:
             voice, info = self._resolve_voice(request.voice)
-        language = self._resolve_language(request.language, info)
+        language = self._resolve_language(base_language, info)
         output_format, sample_rate = self._check_output(request)
-        max_chars = self.engine.max_segment_chars(language)
-        segments = tuple(
-            Segment(text=piece, language=language, voice=voice, params=request.params)
-            for piece in split_for_engine(text, max_chars)
-        )
+
+        items: list[PlanItem] = []
+        for piece in pieces:
+            if not isinstance(piece, SpeechText):
+                items.append(piece)  # type: ignore[arg-type]  # Pause or Mark
+                continue
+            piece_voice, piece_info = (
+                (voice, info) if piece.voice is None else self._resolve_voice(piece.voice)
+            )
+            piece_language = language
+            if piece.language is not None:
+                try:
+                    piece_language = self._resolve_language(piece.language, piece_info)
+                except RequestError:
+                    # <lang> switches only where the engine has the language; otherwise the text
+                    # is read in the surrounding language, and the response says so.
+                    ignored = (*ignored, f"lang:{piece.language}")
+            speed = min(MAX_SPEED, max(MIN_SPEED, request.params.speed * piece.prosody.rate))
+            params = dataclasses.replace(request.params, speed=speed)
+            spoken = normalize_whitespace(normalize_text(piece.text, piece_language))
+            for text in split_for_engine(spoken, self.engine.max_segment_chars(piece_language)):
+                items.append(Segment(text, piece_language, piece_voice, params, piece.prosody))
         return SynthesisPlan(
-            segments=segments,
+            items=tuple(items),
             language=language,
             voice_id=voice.id,
             output_format=output_format,
             sample_rate=sample_rate,
             engine_rate=self.engine.sample_rate,
-            characters=len(text),
+            characters=characters,
+            volume_gain_db=request.volume_gain_db,
+            ignored_tags=ignored,
         )
 
     async def prepare(self, request: SynthesisRequest) -> SynthesisPlan:
@@ -277,8 +254,8 @@ class SynthesisPipeline:
 
     def open_stream(self, plan: SynthesisPlan) -> AudioStream:
         """Admit the plan's engine work (raises ServiceBusy when full) and return its stream."""
-        job = self.scheduler.submit(_render(self.engine, plan.segments))
-        return AudioStream(plan, job)
+        job = self.scheduler.submit(render(self.engine, plan.items, self.runaway))
+        return AudioStream(plan, job, self.post)
 
     async def synthesize(self, request: SynthesisRequest) -> tuple[SynthesisPlan, bytes]:
         """Plan, render and collect a request in one call (CLI, tests, whole-file doors)."""

@@ -19,6 +19,10 @@ class SynthesisRequest:
     sample_rate: int | None = None
     references: tuple[tuple[str, bytes], ...] = ()
     """Reference clips (file name, bytes) to clone the voice from; overrides `voice`."""
+    ssml: bool | None = None
+    """True: `text` is SSML; False: plain text; None: SSML when it starts with `<speak`."""
+    volume_gain_db: float = 0.0
+    """Gain on top of loudness normalisation."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,36 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """Silence between segments (an SSML break, or a sentence/paragraph pause)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A named point in the audio (SSML <mark>), reported by doors that carry events."""
+
+    name: str
+
+
+PlanItem = Segment | Pause | Mark
+
+
+@dataclass(frozen=True)
 class SynthesisPlan:
     """A validated request: everything needed to render it, nothing left to check."""
 
-    segments: tuple[Segment, ...]
+    items: tuple[PlanItem, ...]
     language: str
     voice_id: str
     output_format: str
     sample_rate: int
     engine_rate: int
     characters: int
+    volume_gain_db: float = 0.0
+    ignored_tags: tuple[str, ...] = ()
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return tuple(item for item in self.items if isinstance(item, Segment))

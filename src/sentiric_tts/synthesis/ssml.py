@@ -38,7 +38,8 @@ import defusedxml
 import defusedxml.ElementTree as DET
 
 from sentiric_tts.synthesis.normalize import say_as
-from sentiric_tts.synthesis.request import Prosody
+from sentiric_tts.synthesis.request import Mark, Prosody
+from sentiric_tts.synthesis.request import Pause as Break  # the same silence item the pipeline renders
 from sentiric_tts.synthesis.text import normalize_whitespace
 
 SILENT_DB = -120.0
@@ -77,20 +78,6 @@ class SpeechText:
     prosody: Prosody
 
 
-@dataclass(frozen=True)
-class Break:
-    """Silence of `seconds`."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A named point in the audio the client asked to be told about."""
-
-    name: str
-
-
 SsmlItem = SpeechText | Break | Mark
 
 
@@ -115,12 +102,13 @@ class SsmlError(ValueError):
 
 
 def looks_like_ssml(text: str) -> bool:
-    """Whether a request's text is SSML: it starts with `<speak` (optionally after an XML declaration)."""
+    """Whether a request's text is SSML: it starts with `<speak`, an XML declaration or a DOCTYPE.
+
+    A declaration or DOCTYPE counts too, so hostile documents are refused as SSML instead of
+    being read aloud as text.
+    """
     stripped = text.lstrip()
-    if stripped.startswith("<?xml"):
-        end = stripped.find("?>")
-        stripped = stripped[end + 2 :].lstrip() if end >= 0 else ""
-    return stripped.startswith("<speak")
+    return stripped.startswith(("<speak", "<?xml", "<!DOCTYPE", "<!doctype"))
 
 
 # --- attribute values ----------------------------------------------------------------------
@@ -406,6 +394,8 @@ def parse_ssml(
     max_elements: int = 2048,
 ) -> SsmlDocument:
     """Parse an SSML document into speech items; raises SsmlError for anything unusable."""
+    if not source.lstrip().startswith("<"):
+        raise SsmlError("SSML must be one <speak> document; the text starts outside it", 1, 1)
     # A str has at least one UTF-8 byte per character: refuse long ones before encoding them.
     if len(source) > max_bytes or len(source.encode("utf-8", "surrogatepass")) > max_bytes:
         raise SsmlError(f"SSML is larger than {max_bytes} bytes")

@@ -1,0 +1,222 @@
+"""One response's audio after the engine: prosody, joins, loudness, resampling, encoding.
+
+  engine chunks -> per segment: pitch shift, gain (SSML prosody) -> SegmentJoiner (trim, fades,
+  pauses) -> loudness (whole: measured over the whole signal; stream: gain from the first
+  sentence, held, plus a true-peak limiter) -> stateful resampler -> int16 -> encoder
+
+Streamed and whole output go through the same chain and have the same length.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from sentiric_tts.audio.encoders import make_encoder
+from sentiric_tts.audio.joins import SegmentJoiner
+from sentiric_tts.audio.limiter import TruePeakLimiter
+from sentiric_tts.audio.loudness import StreamLoudness, normalize_whole
+from sentiric_tts.audio.pcm import float_to_int16
+from sentiric_tts.audio.pitch import PitchShifter
+from sentiric_tts.audio.resample import StreamResampler
+from sentiric_tts.synthesis.render import SEGMENT_END, SegmentStart
+from sentiric_tts.synthesis.request import Mark, Pause, SynthesisPlan
+from sentiric_tts.synthesis.scheduler import JobHandle
+
+SILENT_DB = -120.0  # at or below this, a segment is muted (SSML volume="silent")
+MAX_PITCH_SEMITONES = 24.0
+
+
+@dataclass(frozen=True)
+class PostProcessing:
+    normalize_loudness: bool
+    target_lufs: float
+    true_peak_dbtp: float
+    sentence_pause_ms: float
+    crossfade_ms: float
+
+
+@dataclass
+class StreamStats:
+    """What a finished (or aborted) stream produced, for logs and metrics."""
+
+    started_at: float
+    first_audio_at: float | None = None
+    finished_at: float | None = None
+    output_samples: int = 0
+
+    @property
+    def time_to_first_audio_s(self) -> float | None:
+        return None if self.first_audio_at is None else self.first_audio_at - self.started_at
+
+
+class _FixedGain:
+    """The loudness stage when normalisation is off: the request's gain, then the limiter."""
+
+    def __init__(self, rate: int, gain_db: float, ceiling_dbtp: float) -> None:
+        self._gain = np.float32(10.0 ** (gain_db / 20.0))
+        self._limiter = TruePeakLimiter(rate, ceiling_dbtp)
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        return self._limiter.process(chunk * self._gain)
+
+    def segment_done(self) -> np.ndarray:
+        return np.zeros(0, np.float32)
+
+    def flush(self) -> np.ndarray:
+        return self._limiter.flush()
+
+
+class _SegmentVoice:
+    """Per-segment prosody after synthesis: duration-keeping pitch shift and gain."""
+
+    def __init__(self, rate: int, semitones: float, volume_db: float) -> None:
+        semitones = max(-MAX_PITCH_SEMITONES, min(MAX_PITCH_SEMITONES, semitones))
+        self.muted = volume_db <= SILENT_DB
+        self._shifter = PitchShifter(rate, semitones) if semitones and not self.muted else None
+        self._gain = np.float32(0.0 if self.muted else 10.0 ** (volume_db / 20.0))
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        if self._shifter is not None:
+            chunk = self._shifter.process(chunk)
+        return chunk * self._gain if self._gain != 1.0 else chunk
+
+    def flush(self) -> np.ndarray:
+        if self._shifter is None:
+            return np.zeros(0, np.float32)
+        return self._shifter.flush() * self._gain
+
+
+class AudioStream:
+    """One response's audio: encoded bytes as they are made, or collected into one file."""
+
+    def __init__(self, plan: SynthesisPlan, job: JobHandle, post: PostProcessing) -> None:
+        self.plan = plan
+        self._job = job
+        self._post = post
+        self._rate = plan.engine_rate
+        self._encoder = make_encoder(plan.output_format, plan.sample_rate)
+        self.content_type = self._encoder.content_type
+        self.file_extension = self._encoder.file_extension
+        self.stats = StreamStats(started_at=time.perf_counter())
+        self.marks: list[tuple[str, float]] = []
+        """(mark name, offset in seconds of output audio) in the order they were reached."""
+
+    # --- stage 1: segments joined into one signal at the engine rate ---
+
+    async def _joined(self) -> AsyncIterator[tuple[np.ndarray, bool]]:
+        """(audio, first segment just ended) pieces; cancelling the iteration stops the engine."""
+        rate = self._rate
+        joiner = SegmentJoiner(rate, self._post.crossfade_ms, self._post.sentence_pause_ms, keep_ms=5.0)
+        emitted = 0
+        pending_pause: float | None = None  # seconds of explicit silence before the next segment
+        segment: _SegmentVoice | None = None
+        muted_samples = 0
+        segments_done = 0
+        try:
+            async for item in self._job:
+                out = np.zeros(0, np.float32)
+                first_done = False
+                if isinstance(item, np.ndarray):
+                    assert segment is not None
+                    if segment.muted:
+                        muted_samples += item.size
+                    else:
+                        out = joiner.process(segment.process(item))
+                elif isinstance(item, SegmentStart):
+                    prosody = item.segment.prosody
+                    segment = _SegmentVoice(rate, prosody.pitch_semitones, prosody.volume_db)
+                    muted_samples = 0
+                    if not segment.muted:
+                        if not joiner.boundaries and pending_pause:
+                            # Silence before the first spoken segment: the joiner never pauses there.
+                            out = np.zeros(round(pending_pause * rate), np.float32)
+                            pending_pause = None
+                        pause_ms = None if pending_pause is None else pending_pause * 1000.0
+                        out = np.concatenate([out, joiner.begin_segment(pause_ms)])
+                        pending_pause = None
+                elif item is SEGMENT_END:
+                    assert segment is not None
+                    if segment.muted:
+                        pending_pause = (pending_pause or 0.0) + muted_samples / rate
+                    else:
+                        out = np.concatenate([joiner.process(segment.flush()), joiner.end_segment()])
+                    segments_done += 1
+                    first_done = segments_done == 1
+                    segment = None
+                elif isinstance(item, Pause):
+                    pending_pause = (pending_pause or 0.0) + item.seconds
+                elif isinstance(item, Mark):
+                    self.marks.append((item.name, emitted / rate))
+                emitted += out.size
+                if out.size or first_done:
+                    yield out, first_done
+            out = joiner.flush()
+            if pending_pause:
+                out = np.concatenate([out, np.zeros(round(pending_pause * rate), np.float32)])
+            yield out, False
+        finally:
+            self._job.cancel()
+
+    # --- stage 2: level, rate, encoding ---
+
+    def _encode(self, audio: np.ndarray) -> bytes:
+        if not audio.size:
+            return b""
+        if self.stats.first_audio_at is None:
+            self.stats.first_audio_at = time.perf_counter()
+        self.stats.output_samples += audio.size
+        return self._encoder.encode(float_to_int16(audio))
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Encoded bytes, header first. Leaving early cancels the engine work."""
+        post = self._post
+        level: StreamLoudness | _FixedGain = (
+            StreamLoudness(self._rate, post.target_lufs, post.true_peak_dbtp, self.plan.volume_gain_db)
+            if post.normalize_loudness
+            else _FixedGain(self._rate, self.plan.volume_gain_db, post.true_peak_dbtp)
+        )
+        resampler = StreamResampler(self._rate, self.plan.sample_rate)
+        header = self._encoder.header()
+        if header:
+            yield header
+        async for audio, first_segment_done in self._joined():
+            leveled = level.process(audio)
+            if first_segment_done:
+                leveled = np.concatenate([leveled, level.segment_done()])
+            data = self._encode(resampler.process(leveled))
+            if data:
+                yield data
+        tail = resampler.process(level.flush())
+        tail = self._encode(np.concatenate([tail, resampler.flush()])) + self._encoder.finish()
+        if tail:
+            yield tail
+        self.stats.finished_at = time.perf_counter()
+
+    async def collect(self) -> bytes:
+        """The whole response as one file: loudness measured over all of it, exact header."""
+        pieces = [audio async for audio, _ in self._joined()]
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        post = self._post
+        if post.normalize_loudness and audio.size:
+            audio = normalize_whole(
+                audio, self._rate, post.target_lufs + self.plan.volume_gain_db, post.true_peak_dbtp
+            )
+        else:
+            fixed = _FixedGain(self._rate, self.plan.volume_gain_db, post.true_peak_dbtp)
+            audio = np.concatenate([fixed.process(audio), fixed.flush()])
+        resampler = StreamResampler(self._rate, self.plan.sample_rate)
+        out = np.concatenate([resampler.process(audio), resampler.flush()])
+        body = self._encoder.header() + self._encode(out) + self._encoder.finish()
+        self.stats.finished_at = time.perf_counter()
+        return self._encoder.finalize(body)
+
+    def cancel(self) -> None:
+        self._job.cancel()
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.stats.output_samples / self.plan.sample_rate
