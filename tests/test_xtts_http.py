@@ -88,7 +88,9 @@ def clone(client: httpx.Client, files: list[tuple[str, bytes, str]], **form: obj
 
 
 def expected_samples(sentences: int, rate: int = 24000) -> int:
-    return sentences * (TOKENS * 4 * 24000 // 22050) * 256 * rate // 24000
+    """Forced tokens per sentence, decoded, plus the default 200 ms pause between sentences."""
+    per_sentence = (TOKENS * 4 * 24000 // 22050) * 256
+    return (sentences * per_sentence + (sentences - 1) * 24000 // 5) * rate // 24000
 
 
 def test_built_in_speakers_and_languages(xclient: httpx.Client) -> None:
@@ -116,7 +118,7 @@ def test_built_in_speaker_whole_and_streamed(xclient: httpx.Client) -> None:
         parts = [part for part in response.iter_bytes() if part]
     streamed = b"".join(parts)
     assert len(parts) >= 2
-    # 2 sentences x TOKENS tokens: length is fixed by the forced token count, streamed or not.
+    # 2 sentences x TOKENS tokens (+ a pause): length is fixed by the forced token count.
     assert len(pcm16(whole.content)) == len(pcm16(streamed)) == pytest.approx(expected_samples(2), rel=0.02)
     samples = pcm16(streamed).astype(np.float64)
     assert np.isfinite(samples).all() and np.abs(samples).max() > 0
