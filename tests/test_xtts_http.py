@@ -19,17 +19,17 @@ TOKENS = 12  # forced per sentence (min == max new tokens) so generation is shor
 
 
 def xtts_settings(data_dir: Path, xtts_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
-    values: dict[str, object] = {"engine": "xtts", **overrides}
-    return isolated_settings(
-        data_dir,
-        xtts_model_dir=xtts_dir,
-        xtts_device="cpu",
-        xtts_min_new_tokens=TOKENS,
-        xtts_max_new_tokens=TOKENS,
-        xtts_first_chunk_size=4,
-        xtts_stream_chunk_size=8,
-        **values,
-    )
+    values: dict[str, object] = {
+        "engine": "xtts",
+        "xtts_model_dir": xtts_dir,
+        "xtts_device": "cpu",
+        "xtts_min_new_tokens": TOKENS,
+        "xtts_max_new_tokens": TOKENS,
+        "xtts_first_chunk_size": 4,
+        "xtts_stream_chunk_size": 8,
+        **overrides,
+    }
+    return isolated_settings(data_dir, **values)
 
 
 @pytest.fixture(scope="module")
@@ -366,3 +366,27 @@ def test_a_failed_download_falls_back_to_piper_or_fails_for_explicit_xtts(
     assert not list((tmp_path / "weights").glob("*")), "no partial file is left behind"
     with pytest.raises(EngineUnavailable, match="download failed"):
         load_engine(isolated_settings(tmp_path, engine="xtts", **common))
+
+
+def test_runaway_generation_is_cut_and_logged(
+    xtts_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Random weights never choose the stop token: forcing 100 tokens (~4.6 s) for "Hi." is a
+    # runaway the guard must cut at 3 s + 0.3 s per character.
+    settings = xtts_settings(
+        tmp_path,
+        xtts_dir,
+        xtts_min_new_tokens=100,
+        xtts_max_new_tokens=100,
+        xtts_first_chunk_size=50,
+        xtts_stream_chunk_size=50,
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="sentiric_tts.synthesis.render"),
+        running_server(settings) as url,
+        httpx.Client(base_url=url, timeout=300) as client,
+    ):
+        response = client.post("/api/tts", json={"text": "Hi.", "output_format": "pcm"})
+    assert response.status_code == 200
+    assert len(pcm16(response.content)) / 24000 <= 3.0 + 0.3 * 3 + 0.01
+    assert any("runaway generation cut" in r.getMessage() for r in caplog.records)

@@ -73,6 +73,8 @@ class Runtime:
         """Start the worker and warm the engine up; ready afterwards."""
         started = time.perf_counter()
         self.engine.warmup()
+        if self.settings.loudness_normalize:
+            self.pipeline.calibrate_default_voice()
         self.scheduler.start()
         self.ready = True
         log.info("Warm-up done in %.2f s; ready", time.perf_counter() - started)

@@ -173,7 +173,10 @@ class StreamLoudness:
         *,
         min_seconds: float = 1.0,
         max_wait_seconds: float = 3.0,
+        known_lufs: float | None = None,
     ) -> None:
+        """`known_lufs`: the voice's loudness measured before (e.g. over earlier renders); when
+        given, the gain is decided at once and nothing is buffered."""
         self.rate = rate
         self.target_lufs = target_lufs
         self.extra_gain_db = extra_gain_db
@@ -184,6 +187,9 @@ class StreamLoudness:
         self._buffered = 0
         self.gain_db: float | None = None  # set once decided (normalisation + extra gain)
         self.measured_lufs: float | None = None
+        if known_lufs is not None and math.isfinite(known_lufs):
+            self.measured_lufs = known_lufs
+            self.gain_db = normalization_gain_db(known_lufs, target_lufs) + extra_gain_db
 
     @property
     def latency(self) -> int:

@@ -13,9 +13,12 @@ import dataclasses
 from collections.abc import Sequence
 
 import anyio
+import numpy as np
 
 from sentiric_tts.audio.encoders import OUTPUT_FORMATS
+from sentiric_tts.audio.loudness import integrated_loudness
 from sentiric_tts.audio.reference import ReferenceLimits, load_references
+from sentiric_tts.audio.voice_levels import VoiceLevels
 from sentiric_tts.engines.base import CloningEngine, Engine, Voice, VoiceInfo
 from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.synthesis.normalize import normalize_text
@@ -34,6 +37,7 @@ from sentiric_tts.synthesis.text import normalize_whitespace, split_for_engine
 from sentiric_tts.voices.latent_cache import LatentCache
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
+CALIBRATION_TEXT = "Thank you for calling. How can I help you today?"
 
 
 class SynthesisPipeline:
@@ -53,6 +57,7 @@ class SynthesisPipeline:
         ssml_max_bytes: int,
     ) -> None:
         self.post = post
+        self.voice_levels = VoiceLevels()
         self.runaway = runaway
         self.ssml_max_bytes = ssml_max_bytes
         self.engine = engine
@@ -255,7 +260,19 @@ class SynthesisPipeline:
     def open_stream(self, plan: SynthesisPlan) -> AudioStream:
         """Admit the plan's engine work (raises ServiceBusy when full) and return its stream."""
         job = self.scheduler.submit(render(self.engine, plan.items, self.runaway))
-        return AudioStream(plan, job, self.post)
+        return AudioStream(plan, job, self.post, self.voice_levels)
+
+    def calibrate_default_voice(self) -> None:
+        """Measure the default voice's level once at start (engine called directly, before the
+        worker runs), so even the first stream gets its loudness gain from its first sample."""
+        plan = self.plan(SynthesisRequest(text=CALIBRATION_TEXT))
+        pieces = [
+            item for item in render(self.engine, plan.items, self.runaway) if isinstance(item, np.ndarray)
+        ]
+        if pieces:
+            self.voice_levels.update(
+                plan.voice_id, integrated_loudness(np.concatenate(pieces), plan.engine_rate)
+            )
 
     async def synthesize(self, request: SynthesisRequest) -> tuple[SynthesisPlan, bytes]:
         """Plan, render and collect a request in one call (CLI, tests, whole-file doors)."""

@@ -18,16 +18,19 @@ import numpy as np
 from sentiric_tts.audio.encoders import make_encoder
 from sentiric_tts.audio.joins import SegmentJoiner
 from sentiric_tts.audio.limiter import TruePeakLimiter
-from sentiric_tts.audio.loudness import StreamLoudness, normalize_whole
+from sentiric_tts.audio.loudness import StreamLoudness, integrated_loudness, normalize_whole
 from sentiric_tts.audio.pcm import float_to_int16
 from sentiric_tts.audio.pitch import PitchShifter
 from sentiric_tts.audio.resample import StreamResampler
+from sentiric_tts.audio.voice_levels import VoiceLevels
 from sentiric_tts.synthesis.render import SEGMENT_END, SegmentStart
-from sentiric_tts.synthesis.request import Mark, Pause, SynthesisPlan
+from sentiric_tts.synthesis.request import Mark, Pause, Prosody, Segment, SynthesisPlan
 from sentiric_tts.synthesis.scheduler import JobHandle
 
 SILENT_DB = -120.0  # at or below this, a segment is muted (SSML volume="silent")
 MAX_PITCH_SEMITONES = 24.0
+_LEVEL_SAMPLE_S = 30.0  # pre-gain audio kept to refine the voice's level estimate
+_LEVEL_MIN_S = 2.0  # shorter renders say too little about a voice's level
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,17 @@ class _SegmentVoice:
 class AudioStream:
     """One response's audio: encoded bytes as they are made, or collected into one file."""
 
-    def __init__(self, plan: SynthesisPlan, job: JobHandle, post: PostProcessing) -> None:
+    def __init__(
+        self, plan: SynthesisPlan, job: JobHandle, post: PostProcessing, levels: VoiceLevels
+    ) -> None:
         self.plan = plan
         self._job = job
         self._post = post
+        self._levels = levels
+        # Only plain renders (no SSML volume or pitch) tell what the voice itself sounds like.
+        self._teaches_level = all(
+            item.prosody == Prosody() for item in plan.items if isinstance(item, Segment)
+        )
         self._rate = plan.engine_rate
         self._encoder = make_encoder(plan.output_format, plan.sample_rate)
         self.content_type = self._encoder.content_type
@@ -175,7 +185,13 @@ class AudioStream:
         """Encoded bytes, header first. Leaving early cancels the engine work."""
         post = self._post
         level: StreamLoudness | _FixedGain = (
-            StreamLoudness(self._rate, post.target_lufs, post.true_peak_dbtp, self.plan.volume_gain_db)
+            StreamLoudness(
+                self._rate,
+                post.target_lufs,
+                post.true_peak_dbtp,
+                self.plan.volume_gain_db,
+                known_lufs=self._levels.get(self.plan.voice_id),
+            )
             if post.normalize_loudness
             else _FixedGain(self._rate, self.plan.volume_gain_db, post.true_peak_dbtp)
         )
@@ -183,7 +199,12 @@ class AudioStream:
         header = self._encoder.header()
         if header:
             yield header
+        sample: list[np.ndarray] = []
+        sampled = 0
         async for audio, first_segment_done in self._joined():
+            if sampled < _LEVEL_SAMPLE_S * self._rate:
+                sample.append(audio)
+                sampled += audio.size
             leveled = level.process(audio)
             if first_segment_done:
                 leveled = np.concatenate([leveled, level.segment_done()])
@@ -195,11 +216,20 @@ class AudioStream:
         if tail:
             yield tail
         self.stats.finished_at = time.perf_counter()
+        self._learn_level(sample)
+
+    def _learn_level(self, pieces: list[np.ndarray]) -> None:
+        if not self._teaches_level or not pieces:
+            return
+        audio = np.concatenate(pieces)
+        if audio.size >= _LEVEL_MIN_S * self._rate:
+            self._levels.update(self.plan.voice_id, integrated_loudness(audio, self._rate))
 
     async def collect(self) -> bytes:
         """The whole response as one file: loudness measured over all of it, exact header."""
         pieces = [audio async for audio, _ in self._joined()]
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        self._learn_level([audio])
         post = self._post
         if post.normalize_loudness and audio.size:
             audio = normalize_whole(
