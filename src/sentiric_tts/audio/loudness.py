@@ -129,18 +129,27 @@ def normalization_gain_db(measured_lufs: float, target_lufs: float) -> float:
 def _gain_and_limit(audio: np.ndarray, rate: int, gain_db: float, ceiling_dbtp: float) -> np.ndarray:
     limiter = TruePeakLimiter(rate, ceiling_dbtp)
     gained = audio * np.float32(10.0 ** (gain_db / 20.0))
-    return np.concatenate([limiter.process(gained), limiter.flush()])
+    # In blocks, so the limiter's idle path skips the quiet stretches (same output either way).
+    block = max(1, rate // 4)
+    pieces = [limiter.process(gained[start : start + block]) for start in range(0, gained.size, block)]
+    return np.concatenate([*pieces, limiter.flush()])
 
 
-def normalize_whole(audio: np.ndarray, rate: int, target_lufs: float, true_peak_dbtp: float) -> np.ndarray:
+def normalize_whole(
+    audio: np.ndarray,
+    rate: int,
+    target_lufs: float,
+    true_peak_dbtp: float,
+    measured_lufs: float | None = None,
+) -> np.ndarray:
     """Gain to `target_lufs` measured over the whole signal, then true-peak limited (same length).
 
     Limiting a signal with a high crest factor takes loudness away; we re-measure the limited
     result and correct the gain (a couple of rounds converge to well under 0.5 LU), still within
-    the +MAX_GAIN_DB cap.
+    the +MAX_GAIN_DB cap. `measured_lufs`: the signal's loudness when the caller measured it.
     """
     x = np.asarray(audio, dtype=np.float32).reshape(-1)
-    measured = integrated_loudness(x, rate)
+    measured = integrated_loudness(x, rate) if measured_lufs is None else measured_lufs
     gain_db = normalization_gain_db(measured, target_lufs)
     out = _gain_and_limit(x, rate, gain_db, true_peak_dbtp)
     if not math.isfinite(measured):

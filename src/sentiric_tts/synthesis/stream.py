@@ -216,24 +216,24 @@ class AudioStream:
         if tail:
             yield tail
         self.stats.finished_at = time.perf_counter()
-        self._learn_level(sample)
+        if sample:
+            self._learn_level(np.concatenate(sample))
 
-    def _learn_level(self, pieces: list[np.ndarray]) -> None:
-        if not self._teaches_level or not pieces:
-            return
-        audio = np.concatenate(pieces)
-        if audio.size >= _LEVEL_MIN_S * self._rate:
-            self._levels.update(self.plan.voice_id, integrated_loudness(audio, self._rate))
+    def _learn_level(self, audio: np.ndarray, measured_lufs: float | None = None) -> None:
+        if self._teaches_level and audio.size >= _LEVEL_MIN_S * self._rate:
+            lufs = integrated_loudness(audio, self._rate) if measured_lufs is None else measured_lufs
+            self._levels.update(self.plan.voice_id, lufs)
 
     async def collect(self) -> bytes:
         """The whole response as one file: loudness measured over all of it, exact header."""
         pieces = [audio async for audio, _ in self._joined()]
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-        self._learn_level([audio])
         post = self._post
         if post.normalize_loudness and audio.size:
+            measured = integrated_loudness(audio, self._rate)
+            self._learn_level(audio, measured)
             audio = normalize_whole(
-                audio, self._rate, post.target_lufs + self.plan.volume_gain_db, post.true_peak_dbtp
+                audio, self._rate, post.target_lufs + self.plan.volume_gain_db, post.true_peak_dbtp, measured
             )
         else:
             fixed = _FixedGain(self._rate, self.plan.volume_gain_db, post.true_peak_dbtp)
