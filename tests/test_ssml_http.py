@@ -87,7 +87,10 @@ def test_streamed_and_whole_ssml_have_the_same_duration(client: httpx.Client) ->
         "POST", "/api/tts", json={"text": document, "output_format": "pcm", "stream": True}
     ) as r:
         streamed = to_float(pcm16(r.read()))
-    assert len(streamed) == pytest.approx(len(whole), rel=0.01)
+    # Piper samples its waveform afresh each time (noise_scale), which moves the silence-trim points
+    # at segment edges by a few ms per segment between any two renders, streamed or not; the
+    # exact streamed == whole check runs on XTTS with forced token counts (test_xtts_http.py).
+    assert len(streamed) == pytest.approx(len(whole), rel=0.02)
 
 
 def hears(transcribe, audio: np.ndarray) -> list[str]:  # type: ignore[no-untyped-def]

@@ -124,6 +124,20 @@ def test_built_in_speaker_whole_and_streamed(xclient: httpx.Client) -> None:
     assert np.isfinite(samples).all() and np.abs(samples).max() > 0
 
 
+def test_ssml_streamed_and_whole_have_the_same_length(xclient: httpx.Client) -> None:
+    document = (
+        '<speak xml:lang="en">One <emphasis>two</emphasis>.<break time="400ms"/>'
+        '<prosody rate="slow" pitch="+3st" volume="-4dB">Three four.</prosody>'
+        '<s>Five</s><p>Six</p><mark name="m"/><say-as interpret-as="digits">78</say-as></speak>'
+    )
+    body = {"text": document, "output_format": "pcm"}
+    whole = xclient.post("/api/tts", json=body)
+    assert whole.status_code == 200, whole.text
+    with xclient.stream("POST", "/api/tts", json={**body, "stream": True}) as response:
+        streamed = response.read()
+    assert len(streamed) == len(whole.content)
+
+
 def test_languages_and_sampling_parameters(xclient: httpx.Client) -> None:
     for language, text in (("fr", "Bonjour à tous."), ("de", "Guten Morgen."), ("es", "Hola, ¿qué tal?")):
         response = xclient.post(

@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from sentiric_tts import __version__
-from sentiric_tts.api import catalog, health, tts
+from sentiric_tts.api import catalog, health, metrics, tts
 from sentiric_tts.api.errors import install_error_handlers
+from sentiric_tts.api.middleware import RequestContextMiddleware
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import Settings, get_settings
 
@@ -44,4 +46,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tts.router)
     app.include_router(catalog.router)
+    app.include_router(metrics.router)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origin_list),
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-Sample-Rate",
+                "X-Voice",
+                "X-Language",
+                "X-Audio-Duration",
+                "X-SSML-Ignored-Tags",
+                "Retry-After",
+            ],
+        )
+    app.add_middleware(RequestContextMiddleware)
     return app

@@ -6,9 +6,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from sentiric_tts.api.security import ApiKeys, ClientLimits
 from sentiric_tts.audio.reference import ReferenceLimits
 from sentiric_tts.engines.base import Engine
 from sentiric_tts.engines.selection import load_engine
+from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.settings import Settings
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
 from sentiric_tts.synthesis.render import RunawayGuard
@@ -25,6 +27,9 @@ class Runtime:
     engine: Engine
     scheduler: EngineScheduler
     pipeline: SynthesisPipeline
+    metrics: ServiceMetrics
+    api_keys: ApiKeys
+    limits: ClientLimits
     ready: bool = field(default=False)
 
     @classmethod
@@ -36,6 +41,8 @@ class Runtime:
             buffer_chunks=settings.stream_buffer_chunks,
             retry_after_s=settings.retry_after_seconds,
         )
+        latent_cache = LatentCache(settings.cache_path / "latents", settings.latent_cache_entries)
+        metrics = ServiceMetrics(scheduler, latent_cache)
         pipeline = SynthesisPipeline(
             engine,
             scheduler,
@@ -43,7 +50,9 @@ class Runtime:
             default_voice=settings.default_voice,
             max_text_chars=settings.max_text_chars,
             sample_rates=settings.sample_rates,
-            latent_cache=LatentCache(settings.cache_path / "latents", settings.latent_cache_entries),
+            latent_cache=latent_cache,
+            metrics=metrics,
+            request_timeout_s=settings.request_timeout_seconds,
             reference_limits=ReferenceLimits(
                 max_files=settings.clone_max_files,
                 max_file_bytes=settings.clone_max_file_bytes,
@@ -67,7 +76,17 @@ class Runtime:
             time.perf_counter() - started,
             engine.sample_rate,
         )
-        return cls(settings=settings, engine=engine, scheduler=scheduler, pipeline=pipeline)
+        return cls(
+            settings=settings,
+            engine=engine,
+            scheduler=scheduler,
+            pipeline=pipeline,
+            metrics=metrics,
+            api_keys=ApiKeys(settings.api_key_list),
+            limits=ClientLimits(
+                settings.rate_limit_per_minute, settings.rate_limit_burst, settings.max_streams_per_client
+            ),
+        )
 
     def start(self) -> None:
         """Start the worker and warm the engine up; ready afterwards."""
@@ -79,6 +98,13 @@ class Runtime:
         self.ready = True
         log.info("Warm-up done in %.2f s; ready", time.perf_counter() - started)
 
-    def stop(self) -> None:
+    def begin_shutdown(self) -> None:
+        """SIGTERM: readiness goes 503 and no new work is admitted; in-flight work goes on."""
+        if self.ready:
+            log.info("Shutting down: no new requests; in-flight work may finish")
         self.ready = False
-        self.scheduler.stop()
+        self.scheduler.close_admission()
+
+    def stop(self) -> None:
+        self.begin_shutdown()
+        self.scheduler.stop(drain_s=self.settings.shutdown_grace_seconds)

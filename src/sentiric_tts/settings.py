@@ -143,6 +143,31 @@ class Settings(BaseSettings):
         65536, ge=256, description="Largest accepted SSML document, in bytes (UTF-8)."
     )
 
+    # --- Security ---
+    api_keys: str = Field(
+        "",
+        description="Comma-separated API keys; empty leaves the API open. Sent as "
+        "'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
+    )
+    metrics_require_auth: bool = Field(False, description="Require an API key for GET /metrics too.")
+    cors_origins: str = Field(
+        "", description="Comma-separated origins allowed cross-origin ('*' for any); empty: none."
+    )
+    rate_limit_per_minute: int = Field(
+        0,
+        ge=0,
+        description="Synthesis requests per minute per API key (or client address when the API "
+        "is open), as a token bucket; 0 turns it off.",
+    )
+    rate_limit_burst: int = Field(
+        10, ge=1, description="Requests a client may make at once before the rate applies."
+    )
+    max_streams_per_client: int = Field(
+        0,
+        ge=0,
+        description="Synthesis requests in flight per API key or client address; 0: no limit.",
+    )
+
     # --- Scheduling ---
     max_queued_requests: int = Field(
         64,
@@ -153,6 +178,12 @@ class Settings(BaseSettings):
         4,
         ge=1,
         description="Chunks synthesized ahead of a slow client before its synthesis pauses.",
+    )
+    request_timeout_seconds: float = Field(
+        300.0, gt=0, description="Deadline for one synthesis request, queueing included."
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long in-flight work may run before it is cancelled."
     )
     retry_after_seconds: int = Field(2, ge=1, description="Retry-After sent with 503 when the queue is full.")
 
@@ -180,6 +211,14 @@ class Settings(BaseSettings):
     def piper_voices_path(self) -> Path:
         assert self.piper_voices_dir is not None
         return self.piper_voices_dir
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
 
     @property
     def sample_rates(self) -> tuple[int, ...]:

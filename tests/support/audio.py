@@ -57,8 +57,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("-", " "))
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    ref, hyp = words(reference), words(hypothesis)
+def word_error_rate(reference: str, hypothesis: str, language: str = "en") -> float:
+    """WER over words, with digits read out on both sides ("9" and "nine" are the same word)."""
+    from sentiric_tts.synthesis.normalize import normalize_text
+
+    ref, hyp = words(normalize_text(reference, language)), words(normalize_text(hypothesis, language))
     previous = list(range(len(hyp) + 1))
     for i, ref_word in enumerate(ref, 1):
         current = [i] + [0] * len(hyp)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from sentiric_tts.api.deps import get_runtime
+from sentiric_tts.api.deps import client_identity, get_runtime
 from sentiric_tts.api.schemas import ConfigOut, LanguagesOut, LatentCacheOut, SpeakersOut, StatusOut, VoiceOut
 from sentiric_tts.runtime import Runtime
 
-router = APIRouter(prefix="/api", tags=["catalogue"])
+router = APIRouter(prefix="/api", tags=["catalogue"], dependencies=[Depends(client_identity)])
 
 
 @router.get("/speakers", response_model=SpeakersOut, summary="Voices this engine can speak with")

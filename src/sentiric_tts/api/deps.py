@@ -10,3 +10,9 @@ from sentiric_tts.runtime import Runtime
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def client_identity(request: Request) -> str:
+    """Authenticate the caller (401 when keys are set and it has none); its identity for limits."""
+    runtime = get_runtime(request)
+    return runtime.api_keys.check(request)

@@ -10,14 +10,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sentiric_tts.synthesis.errors import RequestError, ServiceBusy, SynthesisFailed
+from sentiric_tts.synthesis.errors import (
+    DeadlineExceeded,
+    RateLimited,
+    RequestError,
+    ServiceBusy,
+    SynthesisFailed,
+)
 
 log = logging.getLogger(__name__)
 
 # Declared on every synthesis route so the OpenAPI document tells clients what can come back.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "An API key is required and was missing or wrong."},
     422: {"description": "The request cannot be served as sent; `error.message` says why."},
+    429: {"description": "Rate limit or concurrent-request limit reached; see `Retry-After`."},
     503: {"description": "The service is busy or not ready; retry after `Retry-After` seconds."},
+    504: {"description": "The request ran past its deadline (`TTS_REQUEST_TIMEOUT_SECONDS`)."},
 }
 
 
@@ -55,6 +64,16 @@ def install_error_handlers(app: FastAPI) -> None:
             503,
             headers={"Retry-After": str(exc.retry_after_s)},
         )
+
+    @app.exception_handler(RateLimited)
+    async def _limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.reason, exc.message), 429, headers={"Retry-After": str(exc.retry_after_s)}
+        )
+
+    @app.exception_handler(DeadlineExceeded)
+    async def _deadline(_: Request, exc: DeadlineExceeded) -> JSONResponse:
+        return JSONResponse(error_body("deadline_exceeded", str(exc)), 504)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
-from sentiric_tts.api.deps import get_runtime
+from sentiric_tts.api.deps import client_identity, get_runtime
 from sentiric_tts.api.errors import ERROR_RESPONSES
 from sentiric_tts.api.schemas import CloneForm, PlanItemOut, PlanOut, TTSRequestBody
 from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.synthesis.errors import RateLimited, RequestError
 from sentiric_tts.synthesis.request import Mark, Pause, PlanItem, SynthesisRequest
 from sentiric_tts.synthesis.stream import AudioStream
 
 router = APIRouter(prefix="/api", tags=["synthesis"])
+
+_DISCONNECT_POLL_S = 0.25
 
 _AUDIO_RESPONSE = {
     200: {
@@ -38,14 +43,53 @@ def _audio_headers(stream: AudioStream) -> dict[str, str]:
     return headers
 
 
-async def respond_with_audio(runtime: Runtime, request: SynthesisRequest, stream: bool) -> Response:
-    """Plan, admit and answer: shared by every HTTP synthesis route."""
-    plan = await runtime.pipeline.prepare(request)
-    audio = runtime.pipeline.open_stream(plan)
+def _admit_client(runtime: Runtime, client: str) -> Callable[[], None]:
+    """Rate limit and concurrent-request allowance for one client; returns the slot's release."""
+    try:
+        runtime.limits.take(client)
+        return runtime.limits.acquire_stream(client)
+    except RateLimited as exc:
+        runtime.metrics.refusals.labels(exc.reason).inc()
+        raise
+
+
+async def _collect_unless_gone(http: Request, audio: AudioStream) -> bytes | None:
+    """The whole file, or None when the client disconnected first (its work is cancelled)."""
+    task = asyncio.ensure_future(audio.collect())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=_DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await http.is_disconnected():
+                audio.cancel()
+                return None
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def respond_with_audio(
+    runtime: Runtime, http: Request, client: str, request: SynthesisRequest, stream: bool
+) -> Response:
+    """Admit, plan and answer: shared by every HTTP synthesis route."""
+    release = _admit_client(runtime, client)
+    try:
+        plan = await runtime.pipeline.prepare(request)
+        audio = runtime.pipeline.open_stream(plan)
+    except BaseException:
+        release()
+        raise
+    audio.add_done_callback(lambda _: release())
+    http.state.audio_stream = audio  # for the request's log line
     headers = _audio_headers(audio)
     if stream:
         return StreamingResponse(audio.chunks(), media_type=audio.content_type, headers=headers)
-    body = await audio.collect()
+    body = await _collect_unless_gone(http, audio)
+    if body is None:
+        return Response(status_code=499)  # nobody is listening; nginx's "client closed request"
     headers["X-Audio-Duration"] = f"{audio.audio_seconds:.3f}"
     return Response(body, media_type=audio.content_type, headers=headers)
 
@@ -56,8 +100,13 @@ async def respond_with_audio(runtime: Runtime, request: SynthesisRequest, stream
     response_class=Response,
     responses={**_AUDIO_RESPONSE, **ERROR_RESPONSES},
 )
-async def tts(body: TTSRequestBody, runtime: Runtime = Depends(get_runtime)) -> Response:
-    return await respond_with_audio(runtime, body.to_request(), body.stream)
+async def tts(
+    body: TTSRequestBody,
+    http: Request,
+    runtime: Runtime = Depends(get_runtime),
+    client: str = Depends(client_identity),
+) -> Response:
+    return await respond_with_audio(runtime, http, client, body.to_request(), body.stream)
 
 
 async def read_uploads(files: list[UploadFile], max_bytes: int) -> list[tuple[str, bytes]]:
@@ -93,10 +142,14 @@ async def tts_clone(
     files: Annotated[
         list[UploadFile], File(description="1-5 reference clips: wav, mp3, ogg/opus, webm, m4a, flac")
     ],
+    http: Request,
     runtime: Runtime = Depends(get_runtime),
+    client: str = Depends(client_identity),
 ) -> Response:
     clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
-    return await respond_with_audio(runtime, form.to_request(references=tuple(clips)), form.stream)
+    return await respond_with_audio(
+        runtime, http, client, form.to_request(references=tuple(clips)), form.stream
+    )
 
 
 def _plan_item(item: PlanItem) -> PlanItemOut:
@@ -122,7 +175,9 @@ def _plan_item(item: PlanItem) -> PlanItemOut:
     response_model=PlanOut,
     responses=ERROR_RESPONSES,
 )
-async def tts_plan(body: TTSRequestBody, runtime: Runtime = Depends(get_runtime)) -> PlanOut:
+async def tts_plan(
+    body: TTSRequestBody, runtime: Runtime = Depends(get_runtime), _: str = Depends(client_identity)
+) -> PlanOut:
     plan = runtime.pipeline.plan(body.to_request())
     return PlanOut(
         language=plan.language,

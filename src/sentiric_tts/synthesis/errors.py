@@ -36,3 +36,17 @@ class ServiceBusy(Exception):
 
 class SynthesisFailed(Exception):
     """The engine failed while producing audio for an admitted request (not the client's fault)."""
+
+
+class DeadlineExceeded(Exception):
+    """A request ran past its deadline; its work was cancelled."""
+
+
+class RateLimited(Exception):
+    """A client exceeded its request rate or its concurrent-stream allowance."""
+
+    def __init__(self, message: str, retry_after_s: int, reason: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+        self.reason = reason

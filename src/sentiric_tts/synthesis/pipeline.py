@@ -20,7 +20,9 @@ from sentiric_tts.audio.loudness import integrated_loudness
 from sentiric_tts.audio.reference import ReferenceLimits, load_references
 from sentiric_tts.audio.voice_levels import VoiceLevels
 from sentiric_tts.engines.base import CloningEngine, Engine, Voice, VoiceInfo
-from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.observability.metrics import ServiceMetrics
+from sentiric_tts.observability.record import record_stream
+from sentiric_tts.synthesis.errors import RequestError, ServiceBusy
 from sentiric_tts.synthesis.normalize import normalize_text
 from sentiric_tts.synthesis.render import RunawayGuard, render
 from sentiric_tts.synthesis.request import (
@@ -55,7 +57,11 @@ class SynthesisPipeline:
         post: PostProcessing,
         runaway: RunawayGuard,
         ssml_max_bytes: int,
+        metrics: ServiceMetrics,
+        request_timeout_s: float | None = None,
     ) -> None:
+        self.metrics = metrics
+        self.request_timeout_s = request_timeout_s
         self.post = post
         self.voice_levels = VoiceLevels()
         self.runaway = runaway
@@ -257,10 +263,17 @@ class SynthesisPipeline:
 
     # --- rendering ---
 
-    def open_stream(self, plan: SynthesisPlan) -> AudioStream:
+    def open_stream(self, plan: SynthesisPlan, door: str = "http") -> AudioStream:
         """Admit the plan's engine work (raises ServiceBusy when full) and return its stream."""
-        job = self.scheduler.submit(render(self.engine, plan.items, self.runaway))
-        return AudioStream(plan, job, self.post, self.voice_levels)
+        try:
+            job = self.scheduler.submit(render(self.engine, plan.items, self.runaway))
+        except ServiceBusy:
+            self.metrics.refusals.labels("queue_full").inc()
+            raise
+        stream = AudioStream(plan, job, self.post, self.voice_levels, self.request_timeout_s)
+        self.metrics.active_streams.inc()
+        stream.add_done_callback(lambda finished: record_stream(self.metrics, door, finished))
+        return stream
 
     def calibrate_default_voice(self) -> None:
         """Measure the default voice's level once at start (engine called directly, before the

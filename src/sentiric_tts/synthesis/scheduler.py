@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -46,17 +47,28 @@ class EngineScheduler:
         self._jobs: deque[_Job] = deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._admitting = False
 
     # --- lifecycle ---
 
     def start(self) -> None:
         self._stopping = False
+        self._admitting = True
         self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Cancel every job and wait for the worker to exit."""
+    def close_admission(self) -> None:
+        """Refuse new jobs from now on; admitted ones go on."""
         with self._cond:
+            self._admitting = False
+
+    def stop(self, drain_s: float = 0.0, timeout_s: float = 10.0) -> None:
+        """Stop admitting, give in-flight jobs `drain_s` to finish, cancel the rest, stop."""
+        self.close_admission()
+        deadline = time.monotonic() + drain_s
+        with self._cond:
+            while self._jobs and time.monotonic() < deadline:
+                self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
             self._stopping = True
             for job in self._jobs:
                 job.cancelled = True
@@ -78,7 +90,7 @@ class EngineScheduler:
         """Admit a job, or raise ServiceBusy at once when the service is at capacity."""
         job = _Job(asyncio.get_running_loop(), chunks)
         with self._cond:
-            if self._stopping or self._thread is None:
+            if self._stopping or not self._admitting or self._thread is None:
                 raise ServiceBusy("The service is shutting down.", self._retry_after_s)
             if len(self._jobs) >= self._max_jobs:
                 raise ServiceBusy(

@@ -9,8 +9,9 @@ Streamed and whole output go through the same chain and have the same length.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from sentiric_tts.audio.pcm import float_to_int16
 from sentiric_tts.audio.pitch import PitchShifter
 from sentiric_tts.audio.resample import StreamResampler
 from sentiric_tts.audio.voice_levels import VoiceLevels
+from sentiric_tts.synthesis.errors import DeadlineExceeded, SynthesisFailed
 from sentiric_tts.synthesis.render import SEGMENT_END, SegmentStart
 from sentiric_tts.synthesis.request import Mark, Pause, Prosody, Segment, SynthesisPlan
 from sentiric_tts.synthesis.scheduler import JobHandle
@@ -97,10 +99,19 @@ class AudioStream:
     """One response's audio: encoded bytes as they are made, or collected into one file."""
 
     def __init__(
-        self, plan: SynthesisPlan, job: JobHandle, post: PostProcessing, levels: VoiceLevels
+        self,
+        plan: SynthesisPlan,
+        job: JobHandle,
+        post: PostProcessing,
+        levels: VoiceLevels,
+        deadline_s: float | None = None,
     ) -> None:
         self.plan = plan
         self._job = job
+        self._deadline = None if deadline_s is None else time.monotonic() + deadline_s
+        self.outcome = "pending"
+        """ok, failed (engine error), deadline, or cancelled (the consumer stopped early)."""
+        self._done_callbacks: list[Callable[[AudioStream], None]] = []
         self._post = post
         self._levels = levels
         # Only plain renders (no SSML volume or pitch) tell what the voice itself sounds like.
@@ -115,6 +126,49 @@ class AudioStream:
         self.marks: list[tuple[str, float]] = []
         """(mark name, offset in seconds of output audio) in the order they were reached."""
 
+    # --- lifecycle ---
+
+    def add_done_callback(self, callback: Callable[[AudioStream], None]) -> None:
+        """Called once when the stream ends, however it ends (metrics, releasing client slots)."""
+        self._done_callbacks.append(callback)
+
+    def _finish(self, outcome: str) -> None:
+        if self.outcome != "pending":
+            return
+        self.outcome = outcome
+        self.stats.finished_at = time.perf_counter()
+        callbacks, self._done_callbacks = self._done_callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    async def _tracked(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for part in body:
+                yield part
+        except SynthesisFailed:
+            self._finish("failed")
+            raise
+        except DeadlineExceeded:
+            self._finish("deadline")
+            raise
+        finally:
+            # Leaving without an outcome: the consumer stopped reading (client gone).
+            self._finish("cancelled")
+            self._job.cancel()
+
+    async def _next_item(self) -> object:
+        """The job's next item, within the request's deadline; StopAsyncIteration at the end."""
+        if self._deadline is None:
+            return await self._job.__anext__()
+        remaining = self._deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            return await asyncio.wait_for(self._job.__anext__(), remaining)
+        except TimeoutError:
+            self._job.cancel()
+            raise DeadlineExceeded("The request ran past its deadline; its synthesis was stopped.") from None
+
     # --- stage 1: segments joined into one signal at the engine rate ---
 
     async def _joined(self) -> AsyncIterator[tuple[np.ndarray, bool]]:
@@ -127,7 +181,11 @@ class AudioStream:
         muted_samples = 0
         segments_done = 0
         try:
-            async for item in self._job:
+            while True:
+                try:
+                    item = await self._next_item()
+                except StopAsyncIteration:
+                    break
                 out = np.zeros(0, np.float32)
                 first_done = False
                 if isinstance(item, np.ndarray):
@@ -181,8 +239,11 @@ class AudioStream:
         self.stats.output_samples += audio.size
         return self._encoder.encode(float_to_int16(audio))
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
         """Encoded bytes, header first. Leaving early cancels the engine work."""
+        return self._tracked(self._chunks())
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
         post = self._post
         level: StreamLoudness | _FixedGain = (
             StreamLoudness(
@@ -215,7 +276,7 @@ class AudioStream:
         tail = self._encode(np.concatenate([tail, resampler.flush()])) + self._encoder.finish()
         if tail:
             yield tail
-        self.stats.finished_at = time.perf_counter()
+        self._finish("ok")
         if sample:
             self._learn_level(np.concatenate(sample))
 
@@ -226,6 +287,10 @@ class AudioStream:
 
     async def collect(self) -> bytes:
         """The whole response as one file: loudness measured over all of it, exact header."""
+        parts = [part async for part in self._tracked(self._collect())]
+        return parts[0]
+
+    async def _collect(self) -> AsyncIterator[bytes]:
         pieces = [audio async for audio, _ in self._joined()]
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         post = self._post
@@ -241,11 +306,12 @@ class AudioStream:
         resampler = StreamResampler(self._rate, self.plan.sample_rate)
         out = np.concatenate([resampler.process(audio), resampler.flush()])
         body = self._encoder.header() + self._encode(out) + self._encoder.finish()
-        self.stats.finished_at = time.perf_counter()
-        return self._encoder.finalize(body)
+        self._finish("ok")
+        yield self._encoder.finalize(body)
 
     def cancel(self) -> None:
         self._job.cancel()
+        self._finish("cancelled")
 
     @property
     def audio_seconds(self) -> float:

@@ -1,0 +1,19 @@
+"""GET /metrics: Prometheus text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sentiric_tts.api.deps import get_runtime
+from sentiric_tts.runtime import Runtime
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
+    if runtime.settings.metrics_require_auth:
+        runtime.api_keys.check(request)
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

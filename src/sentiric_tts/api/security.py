@@ -1,0 +1,110 @@
+"""API keys, per-client request rate (token bucket) and concurrent-stream allowance."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from fastapi import HTTPException, Request
+
+from sentiric_tts.synthesis.errors import RateLimited
+
+
+def presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+class ApiKeys:
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        # Compare digests so every comparison takes the same time whatever the key lengths.
+        self._digests = [hashlib.sha256(key.encode()).digest() for key in keys]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._digests)
+
+    def check(self, request: Request) -> str:
+        """The client's identity for limits: its key's fingerprint, or its address when open."""
+        key = presented_key(request)
+        if not self.enabled:
+            return f"addr:{request.client.host if request.client else 'unknown'}"
+        digest = hashlib.sha256((key or "").encode()).digest()
+        matched = False
+        for known in self._digests:  # no early exit: timing does not tell which key matched
+            matched |= hmac.compare_digest(digest, known)
+        if key is None or not matched:
+            raise HTTPException(
+                401,
+                "Missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return f"key:{digest.hex()[:16]}"
+
+
+class ClientLimits:
+    """Token bucket per client, and a count of each client's requests in flight."""
+
+    def __init__(self, per_minute: int, burst: int, max_streams: int) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = float(burst)
+        self._max_streams = max_streams
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._streams: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> None:
+        if self._rate <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - last) * self._rate)
+            if tokens < 1.0:
+                self._buckets[client] = (tokens, now)
+                wait = math.ceil((1.0 - tokens) / self._rate)
+                raise RateLimited(
+                    f"Rate limit reached ({round(self._rate * 60)} requests per minute); retry in {wait} s.",
+                    wait,
+                    "rate_limited",
+                )
+            self._buckets[client] = (tokens - 1.0, now)
+            if len(self._buckets) > 100_000:  # forget idle clients so memory stays bounded
+                cutoff = now - self._burst / self._rate
+                self._buckets = {k: v for k, v in self._buckets.items() if v[1] > cutoff}
+
+    def acquire_stream(self, client: str) -> Callable[[], None]:
+        """Count one more request in flight for `client`; returns the (idempotent) release."""
+        if self._max_streams <= 0:
+            return lambda: None
+        with self._lock:
+            if self._streams.get(client, 0) >= self._max_streams:
+                raise RateLimited(
+                    f"Too many requests in flight for this client (limit {self._max_streams}); "
+                    "wait for one to finish.",
+                    1,
+                    "too_many_streams",
+                )
+            self._streams[client] = self._streams.get(client, 0) + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._lock:
+                if released:
+                    return
+                released = True
+                left = self._streams[client] - 1
+                if left:
+                    self._streams[client] = left
+                else:
+                    del self._streams[client]
+
+        return release

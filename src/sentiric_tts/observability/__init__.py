@@ -1,0 +1,1 @@
+"""What the service tells its operators: metrics, request ids, per-request log lines."""
