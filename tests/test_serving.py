@@ -315,3 +315,51 @@ def test_concurrent_requests_per_client(tmp_path: Path) -> None:
             for _ in reader:
                 pass
         assert client.post("/api/tts", json={"text": "Now it fits."}).status_code == 200
+
+
+def test_sigterm_drains_in_flight_work_then_exits(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "TTS_DATA_DIR": str(tmp_path), "TTS_ENGINE": "piper", "TTS_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sentiric_tts", "serve", "--host", "127.0.0.1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # bounded wait for start-up
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                threading.Event().wait(0.05)
+        with (
+            httpx.Client(base_url=base, timeout=60) as client,
+            client.stream(
+                "POST", "/api/tts", json={"text": LONG, "stream": True, "output_format": "pcm"}
+            ) as response,
+        ):
+            reader = response.iter_bytes()
+            body = next(reader)
+            process.send_signal(signal.SIGTERM)
+            body += b"".join(reader)  # the in-flight stream still completes
+        assert len(pcm16(body)) / 22050 > 30
+        # uvicorn re-raises the signal it caught once shutdown is complete (exit by SIGTERM).
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base}/health/live", timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0]
+    assert "Shutting down: no new requests" in output

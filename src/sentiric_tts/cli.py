@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from types import FrameType
 
 from sentiric_tts.engines.base import GenerationParams
 from sentiric_tts.logging_setup import configure_logging
@@ -19,13 +20,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from sentiric_tts.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+
+    class _DrainingServer(uvicorn.Server):
+        """On SIGTERM/SIGINT: readiness turns 503 and no new synthesis is admitted at once;
+        uvicorn then stops accepting connections and lets in-flight responses finish (up to
+        TTS_SHUTDOWN_GRACE_SECONDS) before the engine stops."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            runtime = getattr(app.state, "runtime", None)
+            if runtime is not None:
+                runtime.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_config=None,  # keep our own logging set-up
-        timeout_graceful_shutdown=10,
+        access_log=False,  # our middleware writes one richer line per request
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
     )
+    _DrainingServer(config).run()
     return 0
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # Declared on every synthesis route so the OpenAPI document tells clients what can come back.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body could not be parsed (not JSON, not UTF-8, broken multipart)."},
     401: {"description": "An API key is required and was missing or wrong."},
     422: {"description": "The request cannot be served as sent; `error.message` says why."},
     429: {"description": "Rate limit or concurrent-request limit reached; see `Retry-After`."},
@@ -84,8 +85,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in message:
+            message = (
+                "The request body could not be parsed: send UTF-8 JSON to /api/tts and "
+                "multipart form data to /api/tts/clone."
+            )
         return JSONResponse(
-            error_body(f"http_{exc.status_code}", str(exc.detail)),
+            error_body(f"http_{exc.status_code}", message),
             exc.status_code,
             headers=getattr(exc, "headers", None),
         )
