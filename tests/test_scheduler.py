@@ -39,7 +39,7 @@ class Tape:
 
 @pytest.fixture()
 def scheduler() -> Iterator[EngineScheduler]:
-    sched = EngineScheduler(max_jobs=3, buffer_chunks=2, retry_after_s=7)
+    sched = EngineScheduler([object()], max_jobs=3, buffer_chunks=2, retry_after_s=7)
     sched.start()
     yield sched
     sched.stop()
@@ -47,7 +47,7 @@ def scheduler() -> Iterator[EngineScheduler]:
 
 def test_chunks_arrive_in_order(scheduler: EngineScheduler) -> None:
     async def main() -> list[float]:
-        job = scheduler.submit(iter(Tape([], "a", 5)))
+        job = scheduler.submit(lambda _: iter(Tape([], "a", 5)))
         return [float(chunk[0]) async for chunk in job]
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]
@@ -57,9 +57,9 @@ def test_full_queue_refuses_at_once_and_admitted_work_completes(scheduler: Engin
     gate = threading.Event()
 
     async def main() -> list[int]:
-        jobs = [scheduler.submit(iter(Tape([], str(i), 3, gate))) for i in range(3)]
+        jobs = [scheduler.submit(lambda _, i=i: iter(Tape([], str(i), 3, gate))) for i in range(3)]
         with pytest.raises(ServiceBusy) as refused:
-            scheduler.submit(iter(Tape([], "x", 1)))
+            scheduler.submit(lambda _: iter(Tape([], "x", 1)))
         assert refused.value.retry_after_s == 7
         gate.set()
 
@@ -77,8 +77,8 @@ def test_streams_take_turns_and_a_new_request_goes_first(scheduler: EngineSchedu
     gate = threading.Event()
 
     async def main() -> None:
-        long_job = scheduler.submit(iter(Tape(log, "long", 6, gate, work_s=0.02)))
-        other = scheduler.submit(iter(Tape(log, "other", 6, gate, work_s=0.02)))
+        long_job = scheduler.submit(lambda _: iter(Tape(log, "long", 6, gate, work_s=0.02)))
+        other = scheduler.submit(lambda _: iter(Tape(log, "other", 6, gate, work_s=0.02)))
         gate.set()
 
         async def drain(job) -> None:  # type: ignore[no-untyped-def]
@@ -89,7 +89,7 @@ def test_streams_take_turns_and_a_new_request_goes_first(scheduler: EngineSchedu
         second = asyncio.create_task(drain(other))
         while log.count("long") < 2:
             await asyncio.sleep(0.001)
-        newcomer = scheduler.submit(iter(Tape(log, "new", 1)))
+        newcomer = scheduler.submit(lambda _: iter(Tape(log, "new", 1)))
         await drain(newcomer)
         await asyncio.gather(first, second)
 
@@ -105,7 +105,7 @@ def test_a_reader_that_stops_reading_stops_its_synthesis(scheduler: EngineSchedu
     log: list[str] = []
 
     async def main() -> None:
-        job = scheduler.submit(iter(Tape(log, "slow", 50)))
+        job = scheduler.submit(lambda _: iter(Tape(log, "slow", 50)))
         await job.__anext__()
         await asyncio.sleep(0.2)  # the worker may run ahead by buffer_chunks, no further
         assert log.count("slow") <= 1 + 2
@@ -118,7 +118,7 @@ def test_cancel_closes_the_engine_generator_before_its_next_chunk(scheduler: Eng
     tape = Tape([], "c", 1000)
 
     async def main() -> None:
-        job = scheduler.submit(iter(tape))
+        job = scheduler.submit(lambda _: iter(tape))
         await job.__anext__()
         job.cancel()
         for _ in range(200):
@@ -137,11 +137,44 @@ def test_an_engine_failure_reaches_the_consumer_and_the_worker_survives(schedule
         raise RuntimeError("GPU fell over")
 
     async def main() -> None:
-        job = scheduler.submit(broken())
+        job = scheduler.submit(lambda _: broken())
         await job.__anext__()
         with pytest.raises(SynthesisFailed, match="GPU fell over"):
             await job.__anext__()
-        healthy = scheduler.submit(iter(Tape([], "ok", 2)))
+        healthy = scheduler.submit(lambda _: iter(Tape([], "ok", 2)))
         assert len([c async for c in healthy]) == 2
 
     asyncio.run(main())
+
+
+def test_several_engine_instances_work_in_parallel_and_keep_jobs_on_one_instance() -> None:
+    engines = ["engine-a", "engine-b"]
+    sched = EngineScheduler(engines, max_jobs=8, buffer_chunks=2, retry_after_s=1)
+    sched.start()
+    seen: dict[int, set[str]] = {}
+    both_busy = threading.Barrier(2, timeout=10)
+
+    def job(index: int):  # type: ignore[no-untyped-def]
+        def factory(engine: str) -> Iterator[np.ndarray]:
+            for step in range(4):
+                seen.setdefault(index, set()).add(engine)
+                if step == 0 and index < 2:
+                    both_busy.wait()  # only passes if two instances run jobs at the same time
+                yield np.zeros(2, dtype=np.float32)
+
+        return factory
+
+    async def main() -> list[int]:
+        handles = [sched.submit(job(i)) for i in range(4)]
+
+        async def drain(handle) -> int:  # type: ignore[no-untyped-def]
+            return len([c async for c in handle])
+
+        return await asyncio.gather(*(drain(h) for h in handles))
+
+    try:
+        assert asyncio.run(main()) == [4, 4, 4, 4]
+    finally:
+        sched.stop()
+    assert all(len(engines_used) == 1 for engines_used in seen.values())
+    assert {engine for used in seen.values() for engine in used} == set(engines)

@@ -363,3 +363,24 @@ def test_sigterm_drains_in_flight_work_then_exits(tmp_path: Path) -> None:
             process.kill()
         output = process.communicate()[0]
     assert "Shutting down: no new requests" in output
+
+
+def test_two_engine_instances_serve_together(tmp_path: Path, transcribe) -> None:  # type: ignore[no-untyped-def]
+    texts = [
+        f"Request number {n} is answered by the first worker that has time for it."
+        for n in ("one", "two", "three", "four")
+    ]
+    with serve(tmp_path, engine_instances=2) as client, ThreadPoolExecutor(4) as pool:
+        responses = list(
+            pool.map(
+                lambda text: client.post(
+                    "/api/tts", json={"text": text, "output_format": "pcm", "sample_rate": 16000}
+                ),
+                texts,
+            )
+        )
+        threads = [t.name for t in threading.enumerate() if t.name.startswith("engine-worker-")]
+    assert sorted(threads) == ["engine-worker-0", "engine-worker-1"]
+    for text, response in zip(texts, responses, strict=True):
+        assert response.status_code == 200
+        assert word_error_rate(text, transcribe(to_16k(to_float(pcm16(response.content)), 16000))) <= 0.15

@@ -28,6 +28,7 @@ class Runtime:
     scheduler: EngineScheduler
     pipeline: SynthesisPipeline
     metrics: ServiceMetrics
+    engines: list[Engine]
     api_keys: ApiKeys
     limits: ClientLimits
     ready: bool = field(default=False)
@@ -36,7 +37,11 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         started = time.perf_counter()
         engine = load_engine(settings)
+        # Further instances of the same engine: the first one decided which engine that is.
+        instance_settings = settings.model_copy(update={"engine": engine.name})
+        engines = [engine] + [load_engine(instance_settings) for _ in range(settings.engine_instances - 1)]
         scheduler = EngineScheduler(
+            engines,
             max_jobs=settings.max_queued_requests,
             buffer_chunks=settings.stream_buffer_chunks,
             retry_after_s=settings.retry_after_seconds,
@@ -82,6 +87,7 @@ class Runtime:
             scheduler=scheduler,
             pipeline=pipeline,
             metrics=metrics,
+            engines=engines,
             api_keys=ApiKeys(settings.api_key_list),
             limits=ClientLimits(
                 settings.rate_limit_per_minute, settings.rate_limit_burst, settings.max_streams_per_client
@@ -91,7 +97,8 @@ class Runtime:
     def start(self) -> None:
         """Start the worker and warm the engine up; ready afterwards."""
         started = time.perf_counter()
-        self.engine.warmup()
+        for engine in self.engines:
+            engine.warmup()
         if self.settings.loudness_normalize:
             self.pipeline.calibrate_default_voice()
         self.scheduler.start()

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     )
 
     # --- Scheduling ---
+    engine_instances: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Engine instances, each with its own worker thread (e.g. one per GPU or "
+        "model replica); each holds its own copy of the model in memory.",
+    )
     max_queued_requests: int = Field(
         64,
         ge=1,

@@ -256,7 +256,7 @@ class SynthesisPipeline:
         conditioning = await anyio.to_thread.run_sync(self.latent_cache.get, key, engine.load_conditioning)
         if conditioning is None:
             conditioning = await self.scheduler.call(
-                lambda: engine.clone_conditioning(references.clips, references.sample_rate)
+                lambda instance: instance.clone_conditioning(references.clips, references.sample_rate)
             )
             await anyio.to_thread.run_sync(self.latent_cache.put, key, conditioning, engine.dump_conditioning)
         return Voice(id=f"clone-{references.digest[:12]}", conditioning=conditioning)
@@ -266,7 +266,7 @@ class SynthesisPipeline:
     def open_stream(self, plan: SynthesisPlan, door: str = "http") -> AudioStream:
         """Admit the plan's engine work (raises ServiceBusy when full) and return its stream."""
         try:
-            job = self.scheduler.submit(render(self.engine, plan.items, self.runaway))
+            job = self.scheduler.submit(lambda engine: render(engine, plan.items, self.runaway))
         except ServiceBusy:
             self.metrics.refusals.labels("queue_full").inc()
             raise

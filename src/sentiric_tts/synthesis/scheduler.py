@@ -1,7 +1,9 @@
-"""Runs engine work on a dedicated worker thread, fairly, off the event loop.
+"""Runs engine work on dedicated worker threads, one per engine instance, fairly, off the loop.
 
-Each admitted request is a job: a synchronous iterator of items, usually PCM chunks (the engine's
-generator); one-off engine calls (cloning conditioning) are one-item jobs through `call`.
+Each admitted request is a job: a factory that, given an engine instance, returns a synchronous
+iterator of items, usually PCM chunks (the engine's generator); one-off engine calls (cloning
+conditioning) are one-item jobs through `call`. A job is bound to the first worker that advances
+it (an engine's generator cannot move to another instance); until then any idle worker may.
 The worker advances one job by one chunk at a time: jobs that have produced nothing yet go
 first (so a new request's first audio is not stuck behind long ones), the rest take turns.
 A job whose consumer has `buffer_chunks` chunks unread is skipped until it reads (backpressure),
@@ -16,8 +18,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
 
@@ -27,10 +29,15 @@ _END = object()
 T = TypeVar("T")
 
 
+JobFactory = Callable[[Any], Iterator[object]]
+
+
 class _Job:
-    def __init__(self, loop: asyncio.AbstractEventLoop, chunks: Iterator[object]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, factory: JobFactory) -> None:
         self.loop = loop
-        self.chunks = chunks
+        self.factory = factory
+        self.chunks: Iterator[object] | None = None
+        self.worker: int | None = None
         self.inbox: asyncio.Queue[object] = asyncio.Queue()
         self.buffered = 0
         self.produced = 0
@@ -39,13 +46,18 @@ class _Job:
 
 
 class EngineScheduler:
-    def __init__(self, *, max_jobs: int, buffer_chunks: int, retry_after_s: int) -> None:
+    def __init__(
+        self, engines: Sequence[object], *, max_jobs: int, buffer_chunks: int, retry_after_s: int
+    ) -> None:
+        if not engines:
+            raise ValueError("the scheduler needs at least one engine instance")
+        self._engines = list(engines)
         self._max_jobs = max_jobs
         self._buffer_chunks = buffer_chunks
         self._retry_after_s = retry_after_s
         self._cond = threading.Condition()
         self._jobs: deque[_Job] = deque()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stopping = False
         self._admitting = False
 
@@ -54,8 +66,12 @@ class EngineScheduler:
     def start(self) -> None:
         self._stopping = False
         self._admitting = True
-        self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, args=(index,), name=f"engine-worker-{index}", daemon=True)
+            for index in range(len(self._engines))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def close_admission(self) -> None:
         """Refuse new jobs from now on; admitted ones go on."""
@@ -73,9 +89,9 @@ class EngineScheduler:
             for job in self._jobs:
                 job.cancelled = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout_s)
+        self._threads = []
 
     # --- state ---
 
@@ -86,11 +102,11 @@ class EngineScheduler:
 
     # --- admission ---
 
-    def submit(self, chunks: Iterator[object]) -> JobHandle:
+    def submit(self, factory: JobFactory) -> JobHandle:
         """Admit a job, or raise ServiceBusy at once when the service is at capacity."""
-        job = _Job(asyncio.get_running_loop(), chunks)
+        job = _Job(asyncio.get_running_loop(), factory)
         with self._cond:
-            if self._stopping or not self._admitting or self._thread is None:
+            if self._stopping or not self._admitting or not self._threads:
                 raise ServiceBusy("The service is shutting down.", self._retry_after_s)
             if len(self._jobs) >= self._max_jobs:
                 raise ServiceBusy(
@@ -101,13 +117,13 @@ class EngineScheduler:
             self._cond.notify_all()
         return JobHandle(self, job)
 
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Run one engine call on the worker, admitted like any job (raises ServiceBusy)."""
+    async def call(self, fn: Callable[[Any], T]) -> T:
+        """Run one engine call (given the worker's engine), admitted like any job."""
 
-        def once() -> Iterator[object]:
-            yield fn()
+        def once(engine: Any) -> Iterator[object]:
+            yield fn(engine)
 
-        handle = self.submit(once())
+        handle = self.submit(once)
         try:
             result = await handle.__anext__()
         finally:
@@ -116,28 +132,31 @@ class EngineScheduler:
 
     # --- worker ---
 
-    def _pick(self) -> _Job | None:
-        """The next job to advance; caller holds the lock."""
-        for job in self._jobs:
+    def _pick(self, worker: int) -> _Job | None:
+        """The next job for `worker` to advance; caller holds the lock."""
+        mine = [job for job in self._jobs if job.worker in (None, worker)]
+        for job in mine:
             if job.cancelled:
                 return job
-        for job in self._jobs:
+        for job in mine:
             if job.produced == 0 and job.buffered < self._buffer_chunks:
                 return job
-        for job in self._jobs:
+        for job in mine:
             if job.buffered < self._buffer_chunks:
                 return job
         return None
 
-    def _run(self) -> None:
+    def _run(self, worker: int) -> None:
+        engine = self._engines[worker]
         while True:
             with self._cond:
-                job = self._pick()
+                job = self._pick(worker)
                 while job is None:
                     if self._stopping and not self._jobs:
                         return
                     self._cond.wait()
-                    job = self._pick()
+                    job = self._pick(worker)
+                job.worker = worker
                 # Rotate: the job we advance goes to the back of the turn order.
                 self._jobs.remove(job)
                 self._jobs.append(job)
@@ -145,6 +164,8 @@ class EngineScheduler:
                 self._close(job)
                 continue
             try:
+                if job.chunks is None:
+                    job.chunks = job.factory(engine)
                 chunk = next(job.chunks)
             except StopIteration:
                 self._finish(job, _END)
@@ -174,7 +195,7 @@ class EngineScheduler:
         self._deliver(job, item)
 
     def _close(self, job: _Job) -> None:
-        close = getattr(job.chunks, "close", None)
+        close = getattr(job.chunks, "close", None) if job.chunks is not None else None
         try:
             if close is not None:
                 close()
