@@ -380,7 +380,7 @@ def test_two_engine_instances_serve_together(tmp_path: Path, transcribe) -> None
             )
         )
         threads = [t.name for t in threading.enumerate() if t.name.startswith("engine-worker-")]
-    assert sorted(threads) == ["engine-worker-0", "engine-worker-1"]
+    assert "engine-worker-1" in threads  # only a server with two instances has a second worker
     for text, response in zip(texts, responses, strict=True):
         assert response.status_code == 200
         assert word_error_rate(text, transcribe(to_16k(to_float(pcm16(response.content)), 16000))) <= 0.15

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sentiric_tts.synthesis.text import normalize_whitespace, split_for_engine, split_sentences
+from sentiric_tts.synthesis.text import (
+    ends_sentence,
+    normalize_whitespace,
+    split_first_clause,
+    split_for_engine,
+    split_sentences,
+)
 
 
 def test_whitespace_and_invisible_characters_are_cleaned() -> None:
@@ -58,3 +64,21 @@ def test_a_word_longer_than_the_limit_is_split_rather_than_dropped() -> None:
     segments = split_for_engine(f"Visit {url} now.", 30)
     assert all(len(s) <= 30 for s in segments)
     assert "".join(segments).replace(" ", "") == f"Visit{url}now."
+
+
+def test_a_long_opening_sentence_is_cut_after_its_first_clause() -> None:
+    text = "Thank you for calling the support line, this is call number seven, how can I help you today?"
+    assert split_first_clause(text) == [
+        "Thank you for calling the support line,",
+        "this is call number seven, how can I help you today?",
+    ]
+    assert split_first_clause("Short opening, kept whole.") == ["Short opening, kept whole."]
+    no_clause = (
+        "A long opening sentence without any comma in it that goes on well past the ninety character limit"
+    )
+    assert split_first_clause(no_clause) == [no_clause]
+
+
+def test_sentence_ends_are_told_from_clause_cuts() -> None:
+    assert ends_sentence("Done.") and ends_sentence('He said "stop."') and ends_sentence("好。")
+    assert not ends_sentence("the first clause,") and not ends_sentence("no punctuation")

@@ -22,9 +22,10 @@ from sentiric_tts.engines.base import GenerationParams, Voice, VoiceInfo
 
 log = logging.getLogger(__name__)
 
-# Piper has no hard input limit, but a long segment delays its first audio (Piper renders a
-# sentence at once), so keep segments sentence-sized.
-_MAX_SEGMENT_CHARS = 400
+# Piper has no hard input limit, but it renders a segment at once: a long one delays its own
+# first audio and holds the engine while other requests wait for their turn. Longer sentences
+# are cut at clauses (with a comma-length pause), so every engine step stays short.
+_MAX_SEGMENT_CHARS = 160
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,16 @@ from sentiric_tts.synthesis.request import (
 from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.synthesis.ssml import SpeechText, SsmlError, looks_like_ssml, parse_ssml
 from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
-from sentiric_tts.synthesis.text import normalize_whitespace, split_for_engine
+from sentiric_tts.synthesis.text import (
+    ends_sentence,
+    normalize_whitespace,
+    split_first_clause,
+    split_for_engine,
+)
 from sentiric_tts.voices.latent_cache import LatentCache
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
+CLAUSE_PAUSE_S = 0.12  # between pieces of one sentence cut at a clause: a comma's pause
 CALIBRATION_TEXT = "Thank you for calling. How can I help you today?"
 
 
@@ -216,8 +222,15 @@ class SynthesisPipeline:
             speed = min(MAX_SPEED, max(MIN_SPEED, request.params.speed * piece.prosody.rate))
             params = dataclasses.replace(request.params, speed=speed)
             spoken = normalize_whitespace(normalize_text(piece.text, piece_language))
-            for text in split_for_engine(spoken, self.engine.max_segment_chars(piece_language)):
-                items.append(Segment(text, piece_language, piece_voice, params, piece.prosody))
+            pieces_of_text = split_for_engine(spoken, self.engine.max_segment_chars(piece_language))
+            if not any(isinstance(item, Segment) for item in items) and pieces_of_text:
+                # The request's first audio waits for its first segment: cut it after a clause.
+                pieces_of_text[:1] = split_first_clause(pieces_of_text[0])
+            previous: str | None = None
+            for text in pieces_of_text:
+                pause = None if previous is None or ends_sentence(previous) else CLAUSE_PAUSE_S
+                items.append(Segment(text, piece_language, piece_voice, params, piece.prosody, pause))
+                previous = text
         return SynthesisPlan(
             items=tuple(items),
             language=language,

@@ -54,6 +54,8 @@ class Segment:
     voice: Voice
     params: GenerationParams
     prosody: Prosody = field(default_factory=Prosody)
+    pause_before_s: float | None = None
+    """Silence before this segment; None: the sentence pause (set for cuts inside a sentence)."""
 
 
 @dataclass(frozen=True)

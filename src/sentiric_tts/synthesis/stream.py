@@ -203,6 +203,8 @@ class AudioStream:
                             # Silence before the first spoken segment: the joiner never pauses there.
                             out = np.zeros(round(pending_pause * rate), np.float32)
                             pending_pause = None
+                        if pending_pause is None:
+                            pending_pause = item.segment.pause_before_s
                         pause_ms = None if pending_pause is None else pending_pause * 1000.0
                         out = np.concatenate([out, joiner.begin_segment(pause_ms)])
                         pending_pause = None

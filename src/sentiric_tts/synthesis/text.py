@@ -131,3 +131,24 @@ def split_for_engine(text: str, max_chars: int) -> list[str]:
     for sentence in split_sentences(text):
         segments.extend(_split_long_sentence(sentence, max_chars))
     return segments
+
+
+_SENTENCE_FINAL = re.compile(r"""[.!?…。！？]["'”’)\]]*$""")
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether `text` ends with sentence punctuation (else it was cut at a clause or a word)."""
+    return bool(_SENTENCE_FINAL.search(text))
+
+
+def split_first_clause(text: str, min_chars: int = 20, max_chars: int = 90) -> list[str]:
+    """Cut a long opening sentence after its first clause, so its first audio comes sooner."""
+    if len(text) <= max_chars:
+        return [text]
+    for match in _CLAUSE_BREAK.finditer(text):
+        cut = match.start() + len(match.group().rstrip())
+        if min_chars <= cut <= max_chars:
+            return [text[:cut].strip(), text[match.end() :].strip()]
+        if cut > max_chars:
+            break
+    return [text]
