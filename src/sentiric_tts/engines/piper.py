@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from piper import PiperVoice, SynthesisConfig
+import onnxruntime
+from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from sentiric_tts.audio.resample import resample
 from sentiric_tts.audio.stretch import stretch_to_length
@@ -48,7 +49,17 @@ def _language_of(config: dict[str, object]) -> str:
 
 def _load_voice(model: Path, config: Path) -> _LoadedVoice:
     raw = json.loads(config.read_text(encoding="utf-8"))
-    voice = PiperVoice.load(model, config)
+    options = onnxruntime.SessionOptions()
+    # Every sentence has another input length; onnxruntime's CPU arena keeps every size it ever
+    # allocated, so resident memory crept up ~3 MiB a minute under steady load. Plain malloc
+    # gives it back (measured by bench/bench_load.py's soak).
+    options.enable_cpu_mem_arena = False
+    voice = PiperVoice(
+        config=PiperConfig.from_dict(raw),
+        session=onnxruntime.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        ),
+    )
     voice_id = model.name.removesuffix(".onnx")
     info = VoiceInfo(
         id=voice_id,

@@ -173,28 +173,25 @@ class SynthesisPipeline:
             )
         return output_format, request.sample_rate
 
+    def _read_text(self, request: SynthesisRequest) -> tuple[list[object], tuple[str, ...], str | None, int]:
+        """(speech pieces, pauses and marks; ignored SSML tags; language the text names; length)."""
+        is_ssml = looks_like_ssml(request.text) if request.ssml is None else request.ssml
+        if not is_ssml:
+            text = self._check_text(request.text)
+            return [SpeechText(text, None, None, Prosody())], (), request.language, len(text)
+        try:
+            document = parse_ssml(request.text, max_bytes=self.ssml_max_bytes)
+        except SsmlError as exc:
+            raise RequestError(f"Invalid SSML: {exc}", param="text", code="invalid_ssml") from exc
+        spoken = " ".join(item.text for item in document.items if isinstance(item, SpeechText))
+        characters = len(self._check_text(spoken))  # something to say, under the length limit
+        return list(document.items), document.ignored_tags, request.language or document.language, characters
+
     def plan(self, request: SynthesisRequest, cloned: Voice | None = None) -> SynthesisPlan:
         """Validate a request and cut it into engine segments; raises RequestError.
 
         `cloned` is a voice made from the request's reference clips (see `prepare`)."""
-        is_ssml = looks_like_ssml(request.text) if request.ssml is None else request.ssml
-        ignored: tuple[str, ...] = ()
-        base_language = request.language
-        if is_ssml:
-            try:
-                document = parse_ssml(request.text, max_bytes=self.ssml_max_bytes)
-            except SsmlError as exc:
-                raise RequestError(f"Invalid SSML: {exc}", param="text", code="invalid_ssml") from exc
-            spoken = " ".join(item.text for item in document.items if isinstance(item, SpeechText))
-            characters = len(self._check_text(spoken))
-            pieces: list[object] = list(document.items)
-            ignored = document.ignored_tags
-            base_language = request.language or document.language
-        else:
-            text = self._check_text(request.text)
-            characters = len(text)
-            pieces = [SpeechText(text, None, None, Prosody())]
-
+        pieces, ignored, base_language, characters = self._read_text(request)
         if cloned is not None:
             voice = cloned
             info = VoiceInfo(cloned.id, cloned.id, "library", tuple(self.engine.languages()))
@@ -211,14 +208,15 @@ class SynthesisPipeline:
             piece_voice, piece_info = (
                 (voice, info) if piece.voice is None else self._resolve_voice(piece.voice)
             )
-            piece_language = language
+            piece_language = language if piece.voice is None else self._resolve_language(language, piece_info)
             if piece.language is not None:
                 try:
                     piece_language = self._resolve_language(piece.language, piece_info)
                 except RequestError:
                     # <lang> switches only where the engine has the language; otherwise the text
                     # is read in the surrounding language, and the response says so.
-                    ignored = (*ignored, f"lang:{piece.language}")
+                    if f"lang:{piece.language}" not in ignored:
+                        ignored = (*ignored, f"lang:{piece.language}")
             speed = min(MAX_SPEED, max(MIN_SPEED, request.params.speed * piece.prosody.rate))
             params = dataclasses.replace(request.params, speed=speed)
             spoken = normalize_whitespace(normalize_text(piece.text, piece_language))
