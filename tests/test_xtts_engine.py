@@ -17,8 +17,8 @@ from sentiric_tts.engines.xtts import (
     XttsConditioning,
     XttsEngine,
     XttsWeightsMissing,
-    weights_present,
 )
+from sentiric_tts.engines.xtts_download import weights_present
 from tests.support.random_xtts import SPEAKER_NAMES, XTTS_LANGUAGES
 
 FIRST = 8

@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sentiric_tts.engines.base import GenerationParams
-from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.synthesis.request import SynthesisRequest
 
 
@@ -200,6 +199,3 @@ class ErrorOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     engine: str | None = None
-
-
-__all__ = ["RequestError", "TTSRequestBody"]

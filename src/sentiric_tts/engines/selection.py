@@ -5,7 +5,13 @@ from __future__ import annotations
 import logging
 
 from sentiric_tts.engines.base import Engine
-from sentiric_tts.engines.xtts_download import CPML_URL, XTTS_FILES, DownloadFailed, download_xtts_weights
+from sentiric_tts.engines.xtts_download import (
+    CPML_URL,
+    XTTS_FILES,
+    DownloadFailed,
+    download_xtts_weights,
+    weights_present,
+)
 from sentiric_tts.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -13,10 +19,6 @@ log = logging.getLogger(__name__)
 
 class EngineUnavailable(RuntimeError):
     """The configured engine cannot be loaded; the message says what to do."""
-
-
-def _xtts_weights_present(settings: Settings) -> bool:
-    return all((settings.model_dir / name).is_file() for name in XTTS_FILES)
 
 
 def _load_piper(settings: Settings) -> Engine:
@@ -46,7 +48,7 @@ def _load_xtts(settings: Settings) -> Engine:
 
 def _obtain_weights(settings: Settings) -> str | None:
     """Make the XTTS weights present if allowed; None when they are, else why they are not."""
-    if _xtts_weights_present(settings):
+    if weights_present(settings.model_dir):
         return None
     where = settings.model_dir.resolve()
     if not settings.xtts_allow_download:

@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from sentiric_tts.engines.base import EngineError, GenerationParams, Voice, VoiceInfo
+from sentiric_tts.engines.xtts_download import XTTS_FILES, missing_files
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_FILES = ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth")
+REQUIRED_FILES = XTTS_FILES
 PREFERRED_DEFAULT_SPEAKER = "Claribel Dervla"
 
 # Sampling defaults used when a request leaves a parameter as None.
@@ -111,16 +112,6 @@ class XttsConditioning:
 
     gpt_cond_latent: torch.Tensor
     speaker_embedding: torch.Tensor
-
-
-def missing_files(model_dir: Path) -> list[str]:
-    model_dir = Path(model_dir)
-    return [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
-
-
-def weights_present(model_dir: Path) -> bool:
-    """True when `model_dir` holds config.json, model.pth, vocab.json and speakers_xtts.pth."""
-    return not missing_files(model_dir)
 
 
 def _fingerprint(model_dir: Path) -> str:

@@ -17,6 +17,16 @@ CPML_URL = "https://coqui.ai/cpml"
 _CHUNK = 1 << 20
 
 
+def missing_files(model_dir: Path) -> list[str]:
+    """The XTTS v2 files `model_dir` lacks (kept here, free of torch, so engine choice is cheap)."""
+    return [name for name in XTTS_FILES if not (Path(model_dir) / name).is_file()]
+
+
+def weights_present(model_dir: Path) -> bool:
+    """True when `model_dir` holds config.json, model.pth, vocab.json and speakers_xtts.pth."""
+    return not missing_files(model_dir)
+
+
 class DownloadFailed(RuntimeError):
     pass
 
