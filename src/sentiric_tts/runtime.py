@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sentiric_tts.api.security import ApiKeys, ClientLimits
@@ -12,10 +13,12 @@ from sentiric_tts.engines.base import Engine
 from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.settings import Settings
+from sentiric_tts.synthesis.errors import RateLimited
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
 from sentiric_tts.synthesis.render import RunawayGuard
+from sentiric_tts.synthesis.request import SynthesisRequest
 from sentiric_tts.synthesis.scheduler import EngineScheduler
-from sentiric_tts.synthesis.stream import PostProcessing
+from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 from sentiric_tts.voices.latent_cache import LatentCache
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,30 @@ class Runtime:
                 settings.rate_limit_per_minute, settings.rate_limit_burst, settings.max_streams_per_client
             ),
         )
+
+    def admit_client(self, client: str) -> Callable[[], None]:
+        """Rate limit and concurrent-request allowance for one client; returns the slot's release."""
+        try:
+            self.limits.take(client)
+            return self.limits.acquire_stream(client)
+        except RateLimited as exc:
+            self.metrics.refusals.labels(exc.reason).inc()
+            raise
+
+    async def open_speech(self, request: SynthesisRequest, client: str, door: str) -> AudioStream:
+        """What every door calls: admit the client, plan (cloning if asked), start the stream.
+
+        Raises RateLimited, RequestError or ServiceBusy; the client's slot is released when the
+        stream ends however it ends."""
+        release = self.admit_client(client)
+        try:
+            plan = await self.pipeline.prepare(request)
+            audio = self.pipeline.open_stream(plan, door=door)
+        except BaseException:
+            release()
+            raise
+        audio.add_done_callback(lambda _: release())
+        return audio
 
     def start(self) -> None:
         """Start the worker and warm the engine up; ready afterwards."""

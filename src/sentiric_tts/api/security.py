@@ -9,17 +9,24 @@ import threading
 import time
 from collections.abc import Callable
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
+from starlette.requests import HTTPConnection
 
-from sentiric_tts.synthesis.errors import RateLimited
+from sentiric_tts.synthesis.errors import RateLimited, Unauthorized
+
+MISSING_KEY_MESSAGE = "Missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
 
 
-def presented_key(request: Request) -> str | None:
-    authorization = request.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
+def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key a caller presents, from `Authorization: Bearer` or `X-API-Key` (any door's headers)."""
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key") or None
+    return x_api_key or None
+
+
+def presented_key(connection: HTTPConnection) -> str | None:
+    return key_from_headers(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
 
 
 class ApiKeys:
@@ -31,22 +38,27 @@ class ApiKeys:
     def enabled(self) -> bool:
         return bool(self._digests)
 
-    def check(self, request: Request) -> str:
-        """The client's identity for limits: its key's fingerprint, or its address when open."""
-        key = presented_key(request)
+    def identify(self, key: str | None, address: str) -> str:
+        """The client's identity for limits: its key's fingerprint, or its address when open.
+
+        Raises Unauthorized when keys are set and `key` is missing or wrong."""
         if not self.enabled:
-            return f"addr:{request.client.host if request.client else 'unknown'}"
+            return f"addr:{address}"
         digest = hashlib.sha256((key or "").encode()).digest()
         matched = False
         for known in self._digests:  # no early exit: timing does not tell which key matched
             matched |= hmac.compare_digest(digest, known)
         if key is None or not matched:
-            raise HTTPException(
-                401,
-                "Missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise Unauthorized(MISSING_KEY_MESSAGE)
         return f"key:{digest.hex()[:16]}"
+
+    def check(self, connection: HTTPConnection) -> str:
+        """`identify` for an HTTP request or WebSocket; 401 when the key is missing or wrong."""
+        address = connection.client.host if connection.client else "unknown"
+        try:
+            return self.identify(presented_key(connection), address)
+        except Unauthorized as exc:
+            raise HTTPException(401, exc.message, headers={"WWW-Authenticate": "Bearer"}) from exc
 
 
 class ClientLimits:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -14,7 +13,7 @@ from sentiric_tts.api.deps import client_identity, get_runtime
 from sentiric_tts.api.errors import ERROR_RESPONSES
 from sentiric_tts.api.schemas import CloneForm, PlanItemOut, PlanOut, TTSRequestBody
 from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.errors import RateLimited, RequestError
+from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.synthesis.request import Mark, Pause, PlanItem, SynthesisRequest
 from sentiric_tts.synthesis.stream import AudioStream
 
@@ -43,16 +42,6 @@ def _audio_headers(stream: AudioStream) -> dict[str, str]:
     return headers
 
 
-def _admit_client(runtime: Runtime, client: str) -> Callable[[], None]:
-    """Rate limit and concurrent-request allowance for one client; returns the slot's release."""
-    try:
-        runtime.limits.take(client)
-        return runtime.limits.acquire_stream(client)
-    except RateLimited as exc:
-        runtime.metrics.refusals.labels(exc.reason).inc()
-        raise
-
-
 async def _collect_unless_gone(http: Request, audio: AudioStream) -> bytes | None:
     """The whole file, or None when the client disconnected first (its work is cancelled)."""
     task = asyncio.ensure_future(audio.collect())
@@ -75,14 +64,7 @@ async def respond_with_audio(
     runtime: Runtime, http: Request, client: str, request: SynthesisRequest, stream: bool
 ) -> Response:
     """Admit, plan and answer: shared by every HTTP synthesis route."""
-    release = _admit_client(runtime, client)
-    try:
-        plan = await runtime.pipeline.prepare(request)
-        audio = runtime.pipeline.open_stream(plan)
-    except BaseException:
-        release()
-        raise
-    audio.add_done_callback(lambda _: release())
+    audio = await runtime.open_speech(request, client, door="http")
     http.state.audio_stream = audio  # for the request's log line
     headers = _audio_headers(audio)
     if stream:

@@ -50,3 +50,11 @@ class RateLimited(Exception):
         self.message = message
         self.retry_after_s = retry_after_s
         self.reason = reason
+
+
+class Unauthorized(Exception):
+    """An API key is required and the caller sent none, or a wrong one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
