@@ -53,56 +53,77 @@ def _describe_validation_error(error: dict[str, Any]) -> tuple[str, str | None]:
     return (f"{param}: {message}." if param else f"{message}."), param
 
 
+OPENAI_PREFIX = "/v1/"
+_OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
+
+
+def openai_error_body(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error object, so its SDKs raise their own typed errors with our message."""
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    param: str | None = None,
+    allowed: list[object] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Our error body, or OpenAI's on the OpenAI-compatible routes (where a bad field is a 400)."""
+    if request.url.path.startswith(OPENAI_PREFIX):
+        status = 400 if status == 422 else status
+        return JSONResponse(openai_error_body(status, code, message, param), status, headers=headers)
+    return JSONResponse(error_body(code, message, param, allowed), status, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
-    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.param, exc.allowed), exc.status)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return error_response(request, exc.status, exc.code, exc.message, exc.param, exc.allowed)
 
     @app.exception_handler(ServiceBusy)
-    async def _busy(_: Request, exc: ServiceBusy) -> JSONResponse:
-        return JSONResponse(
-            error_body("service_busy", exc.message),
-            503,
-            headers={"Retry-After": str(exc.retry_after_s)},
+    async def _busy(request: Request, exc: ServiceBusy) -> JSONResponse:
+        return error_response(
+            request, 503, "service_busy", exc.message, headers={"Retry-After": str(exc.retry_after_s)}
         )
 
     @app.exception_handler(RateLimited)
-    async def _limited(_: Request, exc: RateLimited) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.reason, exc.message), 429, headers={"Retry-After": str(exc.retry_after_s)}
+    async def _limited(request: Request, exc: RateLimited) -> JSONResponse:
+        return error_response(
+            request, 429, exc.reason, exc.message, headers={"Retry-After": str(exc.retry_after_s)}
         )
 
     @app.exception_handler(DeadlineExceeded)
-    async def _deadline(_: Request, exc: DeadlineExceeded) -> JSONResponse:
-        return JSONResponse(error_body("deadline_exceeded", str(exc)), 504)
+    async def _deadline(request: Request, exc: DeadlineExceeded) -> JSONResponse:
+        return error_response(request, 504, "deadline_exceeded", str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         described = [_describe_validation_error(err) for err in exc.errors()]
         message = " ".join(text for text, _ in described) or "The request is not valid."
         param = next((p for _, p in described if p), None)
-        return JSONResponse(error_body("invalid_request", message, param), 422)
+        return error_response(request, 422, "invalid_request", message, param)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
         if exc.status_code == 400 and "parsing the body" in message:
             message = (
                 "The request body could not be parsed: send UTF-8 JSON to /api/tts and "
                 "multipart form data to /api/tts/clone."
             )
-        return JSONResponse(
-            error_body(f"http_{exc.status_code}", message),
-            exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        code = "invalid_api_key" if exc.status_code == 401 else f"http_{exc.status_code}"
+        return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(SynthesisFailed)
-    async def _failed(_: Request, exc: SynthesisFailed) -> JSONResponse:
+    async def _failed(request: Request, exc: SynthesisFailed) -> JSONResponse:
         log.error("synthesis failed: %s", exc)
-        return JSONResponse(error_body("synthesis_failed", "The engine failed; the error is logged."), 500)
+        return error_response(request, 500, "synthesis_failed", "The engine failed; the error is logged.")
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return JSONResponse(error_body("internal_error", "Internal error; it is logged."), 500)
+        return error_response(request, 500, "internal_error", "Internal error; it is logged.")

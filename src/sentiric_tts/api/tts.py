@@ -29,7 +29,7 @@ _AUDIO_RESPONSE = {
 }
 
 
-def _audio_headers(stream: AudioStream) -> dict[str, str]:
+def audio_headers(stream: AudioStream) -> dict[str, str]:
     plan = stream.plan
     headers = {
         "X-Sample-Rate": str(plan.sample_rate),
@@ -66,7 +66,7 @@ async def respond_with_audio(
     """Admit, plan and answer: shared by every HTTP synthesis route."""
     audio = await runtime.open_speech(request, client, door="http")
     http.state.audio_stream = audio  # for the request's log line
-    headers = _audio_headers(audio)
+    headers = audio_headers(audio)
     if stream:
         return StreamingResponse(audio.chunks(), media_type=audio.content_type, headers=headers)
     body = await _collect_unless_gone(http, audio)

@@ -23,6 +23,8 @@ class SynthesisRequest:
     """True: `text` is SSML; False: plain text; None: SSML when it starts with `<speak`."""
     volume_gain_db: float = 0.0
     """Gain on top of loudness normalisation."""
+    detect_language: bool = False
+    """With no `language` (and no SSML xml:lang): guess it from the text before the default."""
 
 
 @dataclass(frozen=True)
