@@ -37,7 +37,7 @@ def error_body(
     return {"error": {"code": code, "message": message, "param": param, "allowed": allowed}}
 
 
-def _describe_validation_error(error: dict[str, Any]) -> tuple[str, str | None]:
+def describe_validation_error(error: dict[str, Any]) -> tuple[str, str | None]:
     location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
     param = ".".join(location) or None
     message = str(error.get("msg", "invalid value"))
@@ -102,7 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        described = [_describe_validation_error(err) for err in exc.errors()]
+        described = [describe_validation_error(err) for err in exc.errors()]
         message = " ".join(text for text, _ in described) or "The request is not valid."
         param = next((p for _, p in described if p), None)
         return error_response(request, 422, "invalid_request", message, param)

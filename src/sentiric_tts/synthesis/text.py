@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
@@ -48,31 +49,30 @@ def normalize_whitespace(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _ends_with_abbreviation(fragment: str) -> bool:
+def ends_with_abbreviation(fragment: str) -> bool:
     last_word = fragment.rsplit(" ", 1)[-1].rstrip(".").lower()
     # Single letters ("J. R. R. Tolkien") and known abbreviations do not close a sentence.
     return (len(last_word) == 1 and last_word.isalpha()) or last_word in _ABBREVIATIONS
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split normalised text into sentences, keeping their closing punctuation."""
-    sentences: list[str] = []
-    start = 0
-    pending = ""
+def sentence_ends(text: str) -> list[int]:
+    """Offsets just after each sentence's closing punctuation (and quotes).
+
+    Only endings followed by whitespace count (CJK full stops need none), so a text that stops
+    right after a period has not ended its sentence yet: more of it may still arrive."""
+    ends: list[int] = []
     for match in _SENTENCE_END.finditer(text):
         end = match.end(1) if match.group(1) else match.end(2)
-        fragment = pending + text[start:end]
-        start = match.end()
-        if match.group(1) and match.group(1).startswith(".") and _ends_with_abbreviation(fragment):
-            pending = fragment + " "
+        if match.group(1) and match.group(1).startswith(".") and ends_with_abbreviation(text[:end]):
             continue
-        pending = ""
-        if fragment.strip():
-            sentences.append(fragment.strip())
-    tail = (pending + text[start:]).strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
+        ends.append(end)
+    return ends
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split normalised text into sentences, keeping their closing punctuation."""
+    bounds = [0, *sentence_ends(text), len(text)]
+    return [text[start:end].strip() for start, end in itertools.pairwise(bounds) if text[start:end].strip()]
 
 
 def _split_at_words(text: str, max_chars: int) -> list[str]:

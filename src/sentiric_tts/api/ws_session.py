@@ -1,0 +1,386 @@
+"""One /ws/tts session: text arrives in pieces, speech leaves sentence by sentence.
+
+Two tasks share the socket. The reader takes the client's messages: text goes into a
+SentenceBuffer, and each sentence it completes joins the speaker's queue at once. The speaker
+synthesizes the queue in order through the one pipeline (each sentence is a request of the
+session's client, admitted like any other) and sends binary audio frames plus JSON events.
+Every sentence is rendered as PCM at the session's rate and encoded by one encoder for the
+whole session, so the frames form one continuous stream in any format.
+
+Backpressure: the speaker awaits each send, so a client that does not read stops its speaker,
+whose unread chunks then stop the engine job (the scheduler's bounded buffer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from sentiric_tts.api.ws_messages import BadMessage, ControlMessage, StartMessage, TextMessage, parse_message
+from sentiric_tts.audio.encoders import make_encoder
+from sentiric_tts.runtime import Runtime
+from sentiric_tts.synthesis.errors import (
+    DeadlineExceeded,
+    RateLimited,
+    RequestError,
+    ServiceBusy,
+    SynthesisFailed,
+)
+from sentiric_tts.synthesis.incremental import SentenceBuffer, is_sentence_end
+from sentiric_tts.synthesis.pipeline import CLAUSE_PAUSE_S
+from sentiric_tts.synthesis.request import SynthesisRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class _Flushed:
+    pass
+
+
+@dataclass(frozen=True)
+class _Cancelled:
+    dropped_sentences: int
+    dropped_chars: int
+
+
+@dataclass(frozen=True)
+class _Close:
+    pass
+
+
+_QueueItem = _Sentence | _Flushed | _Cancelled | _Close
+
+
+@dataclass
+class _Voice:
+    """What the start message fixed for the whole session."""
+
+    message: StartMessage
+    sample_rate: int
+    voice_id: str
+    language: str
+
+
+class SpeechSession:
+    def __init__(self, runtime: Runtime, socket: WebSocket, client: str) -> None:
+        self.runtime = runtime
+        self.socket = socket
+        self.client = client
+        self._send_lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
+        self._voice: _Voice | None = None
+        self._buffer: SentenceBuffer | None = None
+        self._encoder: Any = None
+        self._release_slot: Any = None
+        self._current: asyncio.Task[None] | None = None
+        self._closing = False
+        self._sentences = 0
+        self._samples = 0  # audio sent, in samples at the session rate (pauses included)
+        self._queued_chars = 0
+        self._previous_ended_sentence = True
+        self.started_at = time.perf_counter()
+        self.first_audio_at: float | None = None
+        self.characters = 0
+
+    # --- sending ---
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.socket.send_text(json.dumps(event))
+
+    async def send_error(self, code: str, message: str, **fields: Any) -> None:
+        await self.send_event({"type": "error", "code": code, "message": message, **fields})
+
+    async def _send_audio(self, pcm16: np.ndarray) -> None:
+        data = self._encoder.encode(pcm16)
+        self._samples += pcm16.size
+        if data:
+            if self.first_audio_at is None:
+                self.first_audio_at = time.perf_counter()
+            async with self._send_lock:
+                await self.socket.send_bytes(data)
+
+    @property
+    def audio_offset(self) -> float:
+        return round(self._samples / self._voice.sample_rate, 4) if self._voice else 0.0
+
+    # --- the session ---
+
+    async def run(self) -> None:
+        speaker = asyncio.create_task(self._speak_queue())
+        try:
+            await self._read(speaker)
+        finally:
+            if not speaker.done():
+                if not self._closing:
+                    speaker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await speaker
+            if self._release_slot is not None:
+                self._release_slot()
+            log.info(
+                "websocket session ended: sentences=%d chars=%d audio_s=%.3f ttfa_ms=%s",
+                self._sentences,
+                self.characters,
+                self.audio_offset,
+                None
+                if self.first_audio_at is None
+                else round((self.first_audio_at - self.started_at) * 1000),
+            )
+
+    async def _read(self, speaker: asyncio.Task[None]) -> None:
+        idle_s = self.runtime.settings.ws_idle_timeout_seconds
+        while not speaker.done():
+            receive = asyncio.ensure_future(self.socket.receive())
+            done, _ = await asyncio.wait(
+                {receive, speaker}, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if receive not in done:
+                receive.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await receive
+                if not done:  # nothing from the client for too long
+                    await self.send_error("idle_timeout", f"Nothing received for {idle_s:g} s; closing.")
+                    await self.socket.close(1000)
+                return
+            message = receive.result()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("bytes") is not None:
+                await self.send_error(
+                    "invalid_message", "Send JSON text messages; binary frames are not read."
+                )
+                continue
+            await self._handle(message.get("text") or "")
+
+    async def _handle(self, raw: str) -> None:
+        try:
+            message = parse_message(raw)
+        except BadMessage as exc:
+            await self.send_error("invalid_message", exc.message, param=exc.param)
+            return
+        if isinstance(message, StartMessage):
+            await self._start(message)
+            return
+        if self._voice is None or self._buffer is None:
+            await self.send_error(
+                "not_started", "Send a 'start' message first (voice, language, format, ...)."
+            )
+            return
+        if self._closing:
+            await self.send_error("closing", "The session is closing: no more text is taken after 'close'.")
+            return
+        if isinstance(message, TextMessage):
+            await self._add_text(message.text)
+        elif isinstance(message, ControlMessage) and message.type == "cancel":
+            self._cancel()
+        elif isinstance(message, ControlMessage):  # flush or close
+            self._enqueue_sentences(self._buffer.flush())
+            if message.type == "close":
+                self._closing = True
+                self._queue.put_nowait(_Close())
+            else:
+                self._queue.put_nowait(_Flushed())
+
+    async def _start(self, message: StartMessage) -> None:
+        if self._voice is not None:
+            await self.send_error(
+                "already_started", "The session has started; open a new socket for other settings."
+            )
+            return
+        request = self._request("Hello.", message, output_format=message.format)
+        try:
+            plan = self.runtime.pipeline.plan(request)  # checks voice, language, format and rate now
+            encoder = make_encoder(plan.output_format, plan.sample_rate)
+        except RequestError as exc:
+            await self.send_error(exc.code, exc.message, param=exc.param, allowed=exc.allowed)
+            return
+        try:
+            self._release_slot = self.runtime.admit_client(self.client)
+        except RateLimited as exc:
+            await self.send_error(exc.reason, exc.message, retry_after=exc.retry_after_s)
+            await self.socket.close(1013)
+            return
+        self._voice = _Voice(message, plan.sample_rate, plan.voice_id, plan.language)
+        self._encoder = encoder
+        engine_limit = self.runtime.engine.max_segment_chars(plan.language)
+        self._buffer = SentenceBuffer(engine_limit, ssml=message.text_type == "ssml")
+        await self.send_event(
+            {
+                "type": "started",
+                "format": plan.output_format,
+                "content_type": encoder.content_type,
+                "sample_rate": plan.sample_rate,
+                "voice": plan.voice_id,
+                "language": plan.language,
+            }
+        )
+        header = encoder.header()
+        if header:
+            async with self._send_lock:
+                await self.socket.send_bytes(header)
+
+    async def _add_text(self, text: str) -> None:
+        assert self._buffer is not None
+        limit = self.runtime.settings.ws_max_pending_chars
+        waiting = self._queued_chars + self._buffer.pending_chars
+        if waiting + len(text) > limit:
+            await self.send_error(
+                "text_buffer_full",
+                f"{waiting} characters are waiting to be spoken; the limit is {limit}. This text "
+                f"({len(text)} characters) was not taken: send it again once speech has caught up.",
+                param="text",
+            )
+            return
+        self._enqueue_sentences(self._buffer.add(text))
+
+    def _enqueue_sentences(self, sentences: list[str]) -> None:
+        for text in sentences:
+            self._queue.put_nowait(_Sentence(self._sentences, text))
+            self._sentences += 1
+            self._queued_chars += len(text)
+
+    def _cancel(self) -> None:
+        """Stop the sentence being spoken and drop what waits; the session goes on."""
+        assert self._buffer is not None
+        dropped_chars = self._buffer.clear()
+        dropped = 0
+        kept: list[_QueueItem] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _Sentence):
+                dropped += 1
+                dropped_chars += len(item.text)
+                self._queued_chars -= len(item.text)
+            elif not isinstance(item, _Flushed):
+                kept.append(item)
+        if self._current is not None and not self._current.done():
+            self._current.cancel()
+        self._queue.put_nowait(_Cancelled(dropped, dropped_chars))
+        for item in kept:
+            self._queue.put_nowait(item)
+
+    # --- the speaker ---
+
+    async def _speak_queue(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _Sentence):
+                self._current = asyncio.create_task(self._speak(item))
+                try:
+                    await self._current
+                except asyncio.CancelledError:
+                    current_task = asyncio.current_task()
+                    if current_task is not None and current_task.cancelling():
+                        raise  # the session itself is ending
+                finally:
+                    self._current = None
+                    self._queued_chars -= len(item.text)
+            elif isinstance(item, _Flushed):
+                await self.send_event({"type": "flushed", "audio_offset": self.audio_offset})
+            elif isinstance(item, _Cancelled):
+                await self.send_event(
+                    {
+                        "type": "cancelled",
+                        "dropped_sentences": item.dropped_sentences,
+                        "dropped_chars": item.dropped_chars,
+                        "audio_offset": self.audio_offset,
+                    }
+                )
+            else:
+                await self._finish()
+                return
+
+    def _request(self, text: str, start: StartMessage, output_format: str = "pcm") -> SynthesisRequest:
+        """One sentence's request: PCM at the session rate, which the session's encoder encodes."""
+        ssml = start.text_type == "ssml"
+        return SynthesisRequest(
+            text=f"<speak>{text}</speak>" if ssml else text,
+            language=start.language,
+            voice=start.voice,
+            params=start.params.generation_params(),
+            output_format=output_format,
+            sample_rate=self._voice.sample_rate if self._voice else start.sample_rate,
+            ssml=ssml,
+            volume_gain_db=start.volume_gain_db,
+        )
+
+    async def _speak(self, sentence: _Sentence) -> None:
+        assert self._voice is not None
+        voice = self._voice
+        try:
+            audio = await self.runtime.start_speech(
+                self._request(sentence.text, voice.message), door="websocket"
+            )
+        except (RequestError, ServiceBusy) as exc:
+            fields: dict[str, Any] = {"sentence": sentence.index, "text": sentence.text}
+            if isinstance(exc, ServiceBusy):
+                await self.send_error("service_busy", exc.message, retry_after=exc.retry_after_s, **fields)
+            else:
+                await self.send_error(exc.code, exc.message, param=exc.param, **fields)
+            return
+        self.characters += audio.plan.characters
+        if self._samples and voice.sample_rate:
+            # The pause a sentence (or a clause, for a cut made for length) would have in one text.
+            pause_s = (
+                self.runtime.settings.sentence_pause_ms / 1000.0
+                if self._previous_ended_sentence
+                else CLAUSE_PAUSE_S
+            )
+            await self._send_audio(np.zeros(round(pause_s * voice.sample_rate), np.int16))
+        self._previous_ended_sentence = is_sentence_end(sentence.text)
+        began = self.audio_offset
+        await self.send_event(
+            {
+                "type": "sentence_started",
+                "sentence": sentence.index,
+                "text": sentence.text,
+                "audio_offset": began,
+            }
+        )
+        try:
+            async for chunk in audio.chunks():
+                await self._send_audio(np.frombuffer(chunk, np.int16))
+        except (SynthesisFailed, DeadlineExceeded) as exc:
+            code = "deadline_exceeded" if isinstance(exc, DeadlineExceeded) else "synthesis_failed"
+            await self.send_error(
+                code, str(exc) or "The engine failed.", sentence=sentence.index, text=sentence.text
+            )
+            return
+        for name, offset in audio.marks:
+            await self.send_event({"type": "mark", "name": name, "audio_offset": round(began + offset, 4)})
+        await self.send_event(
+            {
+                "type": "sentence_finished",
+                "sentence": sentence.index,
+                "audio_offset": self.audio_offset,
+                "duration": round(self.audio_offset - began, 4),
+            }
+        )
+
+    async def _finish(self) -> None:
+        tail = self._encoder.finish() if self._encoder is not None else b""
+        if tail:
+            async with self._send_lock:
+                await self.socket.send_bytes(tail)
+        await self.send_event(
+            {"type": "done", "sentences": self._sentences, "audio_seconds": self.audio_offset}
+        )
+        if self.socket.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await self.socket.close(1000)

@@ -1,0 +1,41 @@
+"""WebSocket door for voice agents: /ws/tts (protocol in the README and in ws_session.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+
+from sentiric_tts.api.security import key_from_headers
+from sentiric_tts.api.ws_session import SpeechSession
+from sentiric_tts.observability.context import choose_request_id, request_id_var
+from sentiric_tts.runtime import Runtime
+from sentiric_tts.synthesis.errors import Unauthorized
+
+router = APIRouter()
+
+
+@router.websocket("/ws/tts")
+async def ws_tts(socket: WebSocket) -> None:
+    runtime: Runtime = socket.app.state.runtime
+    headers = socket.headers
+    token = request_id_var.set(choose_request_id(headers.get("x-request-id"), headers.get("x-trace-id")))
+    try:
+        await socket.accept()
+        # Browsers cannot set headers on a WebSocket: the key may come as ?api_key= too.
+        key = key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+        key = key or socket.query_params.get("api_key")
+        address = socket.client.host if socket.client else "unknown"
+        try:
+            client = runtime.api_keys.identify(key, address)
+        except Unauthorized as exc:
+            await socket.send_json({"type": "error", "code": "unauthorized", "message": exc.message})
+            await socket.close(1008)
+            return
+        if not runtime.ready:
+            await socket.send_json(
+                {"type": "error", "code": "not_ready", "message": "The service is starting or stopping."}
+            )
+            await socket.close(1013)
+            return
+        await SpeechSession(runtime, socket, client).run()
+    finally:
+        request_id_var.reset(token)
