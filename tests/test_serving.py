@@ -326,7 +326,13 @@ def test_sigterm_drains_in_flight_work_then_exits(tmp_path: Path) -> None:
     from tests.support.server import free_port
 
     port = free_port()
-    env = {**os.environ, "TTS_DATA_DIR": str(tmp_path), "TTS_ENGINE": "piper", "TTS_PORT": str(port)}
+    env = {
+        **os.environ,
+        "TTS_DATA_DIR": str(tmp_path),
+        "TTS_ENGINE": "piper",
+        "TTS_PORT": str(port),
+        "TTS_GRPC_ENABLED": "false",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "sentiric_tts", "serve", "--host", "127.0.0.1"],
         cwd=tmp_path,

@@ -10,11 +10,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from sentiric_tts import __version__
-from sentiric_tts.api import catalog, health, metrics, tts
+from sentiric_tts.api import catalog, health, metrics, openai_compat, tts, voices, ws_tts
 from sentiric_tts.api.errors import install_error_handlers
 from sentiric_tts.api.middleware import RequestContextMiddleware
+from sentiric_tts.grpc_door.server import GrpcDoor
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import Settings, get_settings
+from sentiric_tts.web import mount_dashboard
 
 _DESCRIPTION = """Self-hosted text to speech: Coqui XTTS v2 on GPUs, an embedded Piper engine
 everywhere else. Whole files or streams that start before synthesis is done."""
@@ -25,12 +27,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        grpc_door = GrpcDoor.configure(settings)  # TLS files checked before the engine loads
         runtime = await anyio.to_thread.run_sync(Runtime.build, settings)
         app.state.runtime = runtime
         await anyio.to_thread.run_sync(runtime.start)
+        app.state.grpc = grpc_door
         try:
+            if grpc_door is not None:
+                await grpc_door.start(runtime)  # raises (and the process exits) if it cannot serve
             yield
         finally:
+            if grpc_door is not None:
+                await grpc_door.stop(settings.shutdown_grace_seconds)
             await anyio.to_thread.run_sync(runtime.stop)
 
     app = FastAPI(
@@ -42,11 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.runtime = None
+    app.state.grpc = None
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(tts.router)
     app.include_router(catalog.router)
+    app.include_router(voices.router)
     app.include_router(metrics.router)
+    app.include_router(openai_compat.router)
+    app.include_router(ws_tts.router)
+    mount_dashboard(app)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

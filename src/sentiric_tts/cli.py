@@ -41,8 +41,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,  # our middleware writes one richer line per request
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
     )
-    _DrainingServer(config).run()
-    return 0
+    server = _DrainingServer(config)
+    server.run()
+    # uvicorn.run() exits 3 when start-up failed (the lifespan raised); serving directly, so do we.
+    return 0 if server.started else 3
 
 
 def _say(settings: Settings, args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ from sentiric_tts.synthesis.request import SynthesisRequest
 from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 from sentiric_tts.voices.latent_cache import LatentCache
+from sentiric_tts.voices.library import VoiceLibrary
+from sentiric_tts.voices.library_voices import LibraryVoices
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class Runtime:
     api_keys: ApiKeys
     limits: ClientLimits
     ready: bool = field(default=False)
+    shutdown_listeners: list[Callable[[], None]] = field(default_factory=list)
+    """Told when shutdown begins (e.g. gRPC health turns NOT_SERVING); may run on any thread."""
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -77,6 +81,15 @@ class Runtime:
             runaway=RunawayGuard(floor_s=3.0, seconds_per_char=settings.runaway_seconds_per_char),
             ssml_max_bytes=settings.ssml_max_bytes,
         )
+        # Saved voices: every door reaches them through the pipeline's voice resolution.
+        pipeline.library = LibraryVoices(
+            VoiceLibrary(settings.voice_library_path, settings.voice_library_max_voices),
+            engine,
+            scheduler,
+            latent_cache,
+            pipeline.reference_limits,
+            memory_entries=settings.latent_cache_entries,
+        )
         log.info(
             "Engine %s loaded on %s in %.2f s (native rate %d Hz)",
             engine.name,
@@ -113,13 +126,18 @@ class Runtime:
         stream ends however it ends."""
         release = self.admit_client(client)
         try:
-            plan = await self.pipeline.prepare(request)
-            audio = self.pipeline.open_stream(plan, door=door)
+            audio = await self.start_speech(request, door)
         except BaseException:
             release()
             raise
         audio.add_done_callback(lambda _: release())
         return audio
+
+    async def start_speech(self, request: SynthesisRequest, door: str) -> AudioStream:
+        """Plan (cloning if asked) and admit one request for a client already admitted: a
+        WebSocket session takes its client slot once, then speaks sentence after sentence."""
+        plan = await self.pipeline.prepare(request)
+        return self.pipeline.open_stream(plan, door=door)
 
     def start(self) -> None:
         """Start the worker and warm the engine up; ready afterwards."""
@@ -138,6 +156,8 @@ class Runtime:
             log.info("Shutting down: no new requests; in-flight work may finish")
         self.ready = False
         self.scheduler.close_admission()
+        for listener in self.shutdown_listeners:
+            listener()
 
     def stop(self) -> None:
         self.begin_shutdown()

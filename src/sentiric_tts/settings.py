@@ -27,6 +27,26 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_json: bool = Field(False, description="Write logs as JSON lines instead of text.")
 
+    # --- gRPC (sentiric.tts.v1.TtsCoquiService) ---
+    grpc_enabled: bool = Field(True, description="Serve the gRPC API beside HTTP, in the same process.")
+    grpc_host: str = Field("0.0.0.0", description="Address the gRPC server binds to.")
+    grpc_port: int = Field(14031, ge=1, le=65535, description="gRPC port.")
+    grpc_tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) of the gRPC server; unset: plaintext gRPC."
+    )
+    grpc_tls_key: Path | None = Field(None, description="PEM private key of `TTS_GRPC_TLS_CERT`.")
+    grpc_tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA bundle for mutual TLS: when set, gRPC clients must present a "
+        "certificate signed by it.",
+    )
+    grpc_max_message_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest gRPC request accepted, in bytes (speaker_wav included). Whole-file "
+        "responses are not capped: clients raise their own receive limit (4 MiB by default).",
+    )
+
     # --- Engine ---
     engine: Literal["auto", "xtts", "piper"] = Field(
         "auto",
@@ -53,6 +73,11 @@ class Settings(BaseSettings):
         None,
         description="Extra Piper voices (*.onnx with *.onnx.json) picked up at start "
         "(default: <data_dir>/voices/piper).",
+    )
+    voice_library_dir: Path | None = Field(
+        None,
+        description="The voice library: library.db and one folder of clips and latents per saved "
+        "voice (default: <data_dir>/voices).",
     )
 
     # --- Piper ---
@@ -109,6 +134,9 @@ class Settings(BaseSettings):
     latent_cache_entries: int = Field(
         256, ge=1, description="Cloned-voice conditionings kept in memory (all are kept on disk)."
     )
+    voice_library_max_voices: int = Field(
+        1000, ge=1, description="Most voices the voice library holds; creating more answers 409."
+    )
 
     # --- Audio out ---
     loudness_normalize: bool = Field(
@@ -135,6 +163,32 @@ class Settings(BaseSettings):
         gt=0.0,
         description="Runaway guard: a sentence may last at most 3 s + this many seconds per "
         "character (divided by the speed); longer audio is cut and logged.",
+    )
+
+    # --- OpenAI-compatible API ---
+    openai_voice_map: str = Field(
+        "alloy=Claribel Dervla,echo=Andrew Chipper,fable=Viktor Eka,onyx=Damien Black,"
+        "nova=Nova Hogarth,shimmer=Daisy Studious,ash=Craig Gutsy,ballad=Gilberto Mathias,"
+        "coral=Ana Florence,sage=Sofia Hellen,verse=Aaron Dreschner,marin=Gracie Wise,"
+        "cedar=Baldur Sanjin",
+        description="OpenAI voice names mapped to our voices (name=voice id, comma-separated) for "
+        "/v1/audio/speech; a name whose voice the running engine lacks speaks with the default voice.",
+    )
+    detect_language: bool = Field(
+        True,
+        description="On /v1/audio/speech without a `language`, detect it from the text (among the "
+        "engine's languages) before falling back to the default language.",
+    )
+
+    # --- WebSocket streaming (/ws/tts) ---
+    ws_max_pending_chars: int = Field(
+        5000,
+        ge=100,
+        description="Text a WebSocket session may have waiting to be spoken; more is refused with an "
+        "error event until speech catches up.",
+    )
+    ws_idle_timeout_seconds: float = Field(
+        300.0, gt=0, description="A WebSocket session that sends nothing for this long is closed."
     )
 
     # --- Limits ---
@@ -202,6 +256,18 @@ class Settings(BaseSettings):
             self.cache_dir = self.data_dir / "cache"
         if self.piper_voices_dir is None:
             self.piper_voices_dir = self.data_dir / "voices" / "piper"
+        if self.voice_library_dir is None:
+            self.voice_library_dir = self.data_dir / "voices"
+        return self
+
+    @model_validator(mode="after")
+    def _grpc_tls_complete(self) -> Settings:
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("set TTS_GRPC_TLS_CERT and TTS_GRPC_TLS_KEY together (or neither)")
+        if self.grpc_tls_client_ca is not None and self.grpc_tls_cert is None:
+            raise ValueError(
+                "TTS_GRPC_TLS_CLIENT_CA (mutual TLS) needs TTS_GRPC_TLS_CERT and TTS_GRPC_TLS_KEY"
+            )
         return self
 
     @property
@@ -220,12 +286,25 @@ class Settings(BaseSettings):
         return self.piper_voices_dir
 
     @property
+    def voice_library_path(self) -> Path:
+        assert self.voice_library_dir is not None
+        return self.voice_library_dir
+
+    @property
     def api_key_list(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return tuple(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
+
+    @property
+    def openai_voices(self) -> dict[str, str]:
+        """OpenAI voice name (lower case) -> our voice id."""
+        pairs = (item.partition("=") for item in self.openai_voice_map.split(","))
+        return {
+            name.strip().lower(): voice.strip() for name, _, voice in pairs if name.strip() and voice.strip()
+        }
 
     @property
     def sample_rates(self) -> tuple[int, ...]:

@@ -21,6 +21,8 @@ def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
         "engine": "piper",
+        # Off unless a test asks: test servers run side by side and would all claim port 14031.
+        "grpc_enabled": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -199,3 +199,42 @@ class ErrorOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     engine: str | None = None
+
+
+class LibrarySampleOut(BaseModel):
+    id: str
+    filename: str
+    seconds: float = Field(description="Length of the clip as used for cloning (silence trimmed).")
+
+
+class LibraryVoiceOut(BaseModel):
+    """A voice saved in the voice library (cloned from its samples)."""
+
+    id: str
+    name: str
+    kind: Literal["library"] = "library"
+    languages: list[str]
+    language: str | None = Field(
+        None, description="The voice's own language, used when a request names none."
+    )
+    description: str
+    created_at: str = Field(description="ISO-8601, UTC.")
+    updated_at: str = Field(description="ISO-8601, UTC.")
+    samples: list[LibrarySampleOut]
+
+
+class VoicesOut(BaseModel):
+    default: str
+    voices: list[VoiceOut | LibraryVoiceOut] = Field(
+        description="The engine's own voices (kind studio or piper), then the library's (kind library)."
+    )
+
+
+class VoicePatchBody(BaseModel):
+    """Fields to change; those left out stay as they are (`language`: null clears it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="1-64 characters, unique (case-insensitive).")
+    description: str | None = Field(None, description="Free text, up to 500 characters.")
+    language: str | None = Field(None, description="The voice's own language; null clears it.")

@@ -37,6 +37,9 @@ class ServiceMetrics:
         self.requests = Counter(
             "tts_requests", "HTTP requests by route and status.", ["route", "method", "status"], registry=r
         )
+        self.grpc_requests = Counter(
+            "tts_grpc_requests", "gRPC calls by method and status code.", ["rpc", "code"], registry=r
+        )
         self.time_to_first_audio = Histogram(
             "tts_time_to_first_audio_seconds",
             "From request admission to the first audio bytes.",

@@ -23,6 +23,7 @@ from sentiric_tts.engines.base import CloningEngine, Engine, Voice, VoiceInfo
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.observability.record import record_stream
 from sentiric_tts.synthesis.errors import RequestError, ServiceBusy
+from sentiric_tts.synthesis.language_id import LanguageDetector
 from sentiric_tts.synthesis.normalize import normalize_text
 from sentiric_tts.synthesis.render import RunawayGuard, render
 from sentiric_tts.synthesis.request import (
@@ -41,7 +42,9 @@ from sentiric_tts.synthesis.text import (
     split_first_clause,
     split_for_engine,
 )
+from sentiric_tts.voices.cloning import conditioning_from, require_cloning_engine
 from sentiric_tts.voices.latent_cache import LatentCache
+from sentiric_tts.voices.library_voices import LibraryVoices
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 CLAUSE_PAUSE_S = 0.12  # between pieces of one sentence cut at a clause: a comma's pause
@@ -65,7 +68,9 @@ class SynthesisPipeline:
         ssml_max_bytes: int,
         metrics: ServiceMetrics,
         request_timeout_s: float | None = None,
+        library: LibraryVoices | None = None,
     ) -> None:
+        self.library = library
         self.metrics = metrics
         self.request_timeout_s = request_timeout_s
         self.post = post
@@ -81,11 +86,14 @@ class SynthesisPipeline:
         self.max_text_chars = max_text_chars
         self.sample_rates = tuple(sample_rates)
         self.output_formats = OUTPUT_FORMATS
+        self.language_detector = LanguageDetector(engine.languages())
 
     # --- catalogue ---
 
     def voices(self) -> list[VoiceInfo]:
-        return self.engine.voices()
+        # Library voices are listed only where they can be spoken (a cloning engine).
+        library = self.library.infos() if self.library is not None and self.library.usable else []
+        return self.engine.voices() + library
 
     def languages(self) -> list[str]:
         return self.engine.languages()
@@ -101,6 +109,8 @@ class SynthesisPipeline:
         for info in voices:  # be forgiving about case, never about the voice itself
             if wanted.casefold() in (info.id.casefold(), info.name.casefold()):
                 return Voice(id=info.id), info
+        if self.library is not None and self.library.find(wanted) is not None:
+            require_cloning_engine(self.engine, param="voice")  # a library voice, on Piper: 409
         ids = [info.id for info in voices]
         shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
         raise RequestError(
@@ -197,6 +207,13 @@ class SynthesisPipeline:
             info = VoiceInfo(cloned.id, cloned.id, "library", tuple(self.engine.languages()))
         else:
             voice, info = self._resolve_voice(request.voice)
+        if base_language is None and request.detect_language:
+            spoken = " ".join(piece.text for piece in pieces if isinstance(piece, SpeechText))
+            detected = self.language_detector.detect(spoken)
+            base_language = detected if detected in info.languages else None
+        if base_language is None and info.kind == "library" and self.library is not None:
+            found = self.library.find(info.id)  # the voice's own language, when it has one
+            base_language = found.language if found is not None else None
         language = self._resolve_language(base_language, info)
         output_format, sample_rate = self._check_output(request)
 
@@ -242,34 +259,44 @@ class SynthesisPipeline:
         )
 
     async def prepare(self, request: SynthesisRequest) -> SynthesisPlan:
-        """`plan`, plus cloning the voice from the request's reference clips when it has any."""
-        if not request.references:
-            return self.plan(request)
-        self.plan(request)  # everything but the references is checked before any decoding
-        return self.plan(request, cloned=await self.clone_voice(request.references))
+        """`plan`, plus cloning the voice from the request's reference clips when it has any,
+        and the conditioning of the library voices it names (loaded, or recomputed after a model
+        change), which `plan` alone leaves out."""
+        plan = self.plan(request)  # everything but the references is checked before any decoding
+        if request.references:
+            plan = self.plan(request, cloned=await self.clone_voice(request.references))
+        return await self._with_library_conditioning(plan)
+
+    async def _with_library_conditioning(self, plan: SynthesisPlan) -> SynthesisPlan:
+        library = self.library
+        if library is None:
+            return plan
+        wanted = {
+            item.voice.id
+            for item in plan.segments
+            if item.voice.conditioning is None and library.find(item.voice.id) is not None
+        }
+        if not wanted:
+            return plan
+        voices = {
+            voice_id: Voice(voice_id, await library.conditioning(voice_id)) for voice_id in sorted(wanted)
+        }
+        items = tuple(
+            dataclasses.replace(item, voice=voices[item.voice.id])
+            if isinstance(item, Segment) and item.voice.id in voices and item.voice.conditioning is None
+            else item
+            for item in plan.items
+        )
+        return dataclasses.replace(plan, items=items)
 
     def _cloning_engine(self) -> CloningEngine:
-        if not self.engine.supports_cloning or not isinstance(self.engine, CloningEngine):
-            raise RequestError(
-                f"Voice cloning needs the XTTS engine; this service runs {self.engine.name}. "
-                "Install XTTS v2 weights (see the README) to clone voices.",
-                param="files",
-                code="cloning_unavailable",
-                status=409,
-            )
-        return self.engine
+        return require_cloning_engine(self.engine)
 
     async def clone_voice(self, files: Sequence[tuple[str, bytes]]) -> Voice:
         """A voice conditioned on reference clips, from the latent cache when it has them."""
         engine = self._cloning_engine()
         references = await anyio.to_thread.run_sync(load_references, list(files), self.reference_limits)
-        key = LatentCache.key(references.digest, engine.fingerprint(), engine.conditioning_tag())
-        conditioning = await anyio.to_thread.run_sync(self.latent_cache.get, key, engine.load_conditioning)
-        if conditioning is None:
-            conditioning = await self.scheduler.call(
-                lambda instance: instance.clone_conditioning(references.clips, references.sample_rate)
-            )
-            await anyio.to_thread.run_sync(self.latent_cache.put, key, conditioning, engine.dump_conditioning)
+        conditioning = await conditioning_from(references, engine, self.scheduler, self.latent_cache)
         return Voice(id=f"clone-{references.digest[:12]}", conditioning=conditioning)
 
     # --- rendering ---
@@ -290,6 +317,8 @@ class SynthesisPipeline:
         """Measure the default voice's level once at start (engine called directly, before the
         worker runs), so even the first stream gets its loudness gain from its first sample."""
         plan = self.plan(SynthesisRequest(text=CALIBRATION_TEXT))
+        if self.library is not None and self.library.find(plan.voice_id) is not None:
+            return  # a library voice's latents load through the scheduler, which is not running yet
         pieces = [
             item for item in render(self.engine, plan.items, self.runaway) if isinstance(item, np.ndarray)
         ]

@@ -1,0 +1,255 @@
+"""/api/voices: every voice in one listing, and the voice library (saved cloned voices)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import Response
+
+from sentiric_tts.api.deps import client_identity, get_runtime
+from sentiric_tts.api.errors import ERROR_RESPONSES
+from sentiric_tts.api.schemas import (
+    LibrarySampleOut,
+    LibraryVoiceOut,
+    VoiceOut,
+    VoicePatchBody,
+    VoicesOut,
+)
+from sentiric_tts.api.tts import read_uploads
+from sentiric_tts.audio.encoders import wav_header
+from sentiric_tts.audio.pcm import float_to_int16
+from sentiric_tts.audio.reference import ReferenceLimits, load_references
+from sentiric_tts.engines.base import VoiceInfo
+from sentiric_tts.runtime import Runtime
+from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.voices.library import VOICE_ID, LibraryVoice, voice_not_found
+from sentiric_tts.voices.library_voices import LibraryVoices
+
+router = APIRouter(prefix="/api", tags=["voices"], dependencies=[Depends(client_identity)])
+
+T = TypeVar("T")
+
+_FILES = File(description="1-5 reference clips: wav, mp3, ogg/opus, webm, m4a, flac")
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No voice (or sample) with this id."}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "voice_name_taken, builtin_voice (the engine's own voices cannot be changed), "
+        "last_sample, voice_library_full, or cloning_unavailable (cloning needs XTTS)."
+    }
+}
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"description": "A reference clip is over the byte limit."}
+}
+
+
+def _library(runtime: Runtime) -> LibraryVoices:
+    library = runtime.pipeline.library
+    assert library is not None  # the runtime always builds one
+    return library
+
+
+def _voice_out(library: LibraryVoices, voice: LibraryVoice) -> LibraryVoiceOut:
+    return LibraryVoiceOut(
+        id=voice.id,
+        name=voice.name,
+        languages=list(library.info(voice).languages),
+        language=voice.language,
+        description=voice.description,
+        created_at=voice.created_at,
+        updated_at=voice.updated_at,
+        samples=[LibrarySampleOut(id=s.id, filename=s.filename, seconds=s.seconds) for s in voice.samples],
+    )
+
+
+def _engine_voice_out(info: VoiceInfo) -> VoiceOut:
+    return VoiceOut(
+        id=info.id,
+        name=info.name,
+        kind=info.kind,
+        languages=list(info.languages),
+        description=info.description,
+    )
+
+
+def _builtin(runtime: Runtime, voice_id: str) -> VoiceInfo | None:
+    return next((info for info in runtime.engine.voices() if info.id == voice_id), None)
+
+
+def _library_voice(runtime: Runtime, voice_id: str, action: str) -> LibraryVoice:
+    """The library voice this URL names; 409 for an engine voice, 404 for anything else.
+
+    Ids are matched against the strict id pattern before the store touches the file system."""
+    if VOICE_ID.fullmatch(voice_id):
+        return _library(runtime).store.get(voice_id)
+    if _builtin(runtime, voice_id) is not None:
+        raise RequestError(
+            f"'{voice_id}' is one of the {runtime.engine.name} engine's own voices: it cannot be "
+            f"{action}. Only library voices (kind library) can.",
+            param="voice_id",
+            code="builtin_voice",
+            status=409,
+        )
+    raise voice_not_found(voice_id)
+
+
+async def _admitted(runtime: Runtime, client: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Cloning work under the client's rate limit and request allowance, like synthesis."""
+    release = runtime.admit_client(client)
+    try:
+        return await work()
+    finally:
+        release()
+
+
+@router.get("/voices", response_model=VoicesOut, summary="Every voice: the engine's own and the library's")
+async def list_voices(runtime: Runtime = Depends(get_runtime)) -> VoicesOut:
+    library = _library(runtime)
+    engine_voices: list[VoiceOut | LibraryVoiceOut] = [_engine_voice_out(v) for v in runtime.engine.voices()]
+    saved = [_voice_out(library, voice) for voice in library.store.list()]
+    return VoicesOut(default=runtime.pipeline.default_voice, voices=engine_voices + saved)
+
+
+@router.post(
+    "/voices",
+    response_model=LibraryVoiceOut,
+    status_code=201,
+    summary="Save a voice cloned from 1-5 reference clips (XTTS)",
+    responses={**ERROR_RESPONSES, **_CONFLICT, **_TOO_LARGE},
+)
+async def create_voice(
+    name: Annotated[str, Form(description="1-64 characters, unique (case-insensitive).")],
+    files: Annotated[list[UploadFile], _FILES],
+    language: Annotated[str | None, Form(description="The voice's own language, e.g. en (optional).")] = None,
+    description: Annotated[str, Form(description="Free text, up to 500 characters.")] = "",
+    runtime: Runtime = Depends(get_runtime),
+    client: str = Depends(client_identity),
+) -> LibraryVoiceOut:
+    library = _library(runtime)
+    clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
+    voice = await _admitted(runtime, client, lambda: library.create(name, language, description, clips))
+    return _voice_out(library, voice)
+
+
+@router.get(
+    "/voices/{voice_id}",
+    response_model=LibraryVoiceOut | VoiceOut,
+    summary="One voice",
+    responses={**ERROR_RESPONSES, **_NOT_FOUND},
+)
+async def get_voice(voice_id: str, runtime: Runtime = Depends(get_runtime)) -> LibraryVoiceOut | VoiceOut:
+    builtin = None if VOICE_ID.fullmatch(voice_id) else _builtin(runtime, voice_id)
+    if builtin is not None:
+        return _engine_voice_out(builtin)
+    return _voice_out(_library(runtime), _library_voice(runtime, voice_id, "read"))
+
+
+@router.patch(
+    "/voices/{voice_id}",
+    response_model=LibraryVoiceOut,
+    summary="Rename a library voice, or change its description or language",
+    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT},
+)
+async def patch_voice(
+    voice_id: str, body: VoicePatchBody, runtime: Runtime = Depends(get_runtime)
+) -> LibraryVoiceOut:
+    library = _library(runtime)
+    _library_voice(runtime, voice_id, "changed")
+    voice = await anyio.to_thread.run_sync(
+        lambda: library.update(
+            voice_id,
+            name=body.name,
+            description=body.description,
+            language=body.language,
+            set_language="language" in body.model_fields_set,
+        )
+    )
+    return _voice_out(library, voice)
+
+
+@router.delete(
+    "/voices/{voice_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a library voice, its clips and latents",
+    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT},
+)
+async def delete_voice(voice_id: str, runtime: Runtime = Depends(get_runtime)) -> Response:
+    _library_voice(runtime, voice_id, "deleted")
+    await anyio.to_thread.run_sync(_library(runtime).delete, voice_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/voices/{voice_id}/samples",
+    response_model=LibraryVoiceOut,
+    summary="Add reference clips to a library voice (its latents are recomputed)",
+    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **_TOO_LARGE},
+)
+async def add_samples(
+    voice_id: str,
+    files: Annotated[list[UploadFile], _FILES],
+    runtime: Runtime = Depends(get_runtime),
+    client: str = Depends(client_identity),
+) -> LibraryVoiceOut:
+    library = _library(runtime)
+    _library_voice(runtime, voice_id, "given samples")
+    clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
+    voice = await _admitted(runtime, client, lambda: library.add_samples(voice_id, clips))
+    return _voice_out(library, voice)
+
+
+@router.delete(
+    "/voices/{voice_id}/samples/{sample_id}",
+    response_model=LibraryVoiceOut,
+    summary="Remove one reference clip from a library voice (its latents are recomputed)",
+    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT},
+)
+async def remove_sample(
+    voice_id: str,
+    sample_id: str,
+    runtime: Runtime = Depends(get_runtime),
+    client: str = Depends(client_identity),
+) -> LibraryVoiceOut:
+    library = _library(runtime)
+    _library_voice(runtime, voice_id, "changed")
+    voice = await _admitted(runtime, client, lambda: library.remove_sample(voice_id, sample_id))
+    return _voice_out(library, voice)
+
+
+def _clip_as_wav(name: str, data: bytes) -> bytes:
+    # Decoded the way cloning decodes it (mono, 22050 Hz, silence trimmed): any browser plays a
+    # WAV whatever was uploaded. The clip passed the limits when it was stored; none apply here.
+    limits = ReferenceLimits(
+        max_files=1, max_file_bytes=len(data), max_seconds=math.inf, min_speech_seconds=0
+    )
+    references = load_references([(name, data)], limits)
+    pcm = float_to_int16(references.clips[0]).tobytes()
+    return wav_header(references.sample_rate, len(pcm)) + pcm
+
+
+@router.get(
+    "/voices/{voice_id}/sample",
+    response_class=Response,
+    summary="Play a library voice's reference clip (default: its first) as WAV",
+    responses={
+        200: {"description": "The clip, decoded, as 16-bit mono WAV.", "content": {"audio/wav": {}}},
+        **ERROR_RESPONSES,
+        **_NOT_FOUND,
+        **_CONFLICT,
+    },
+)
+async def play_sample(
+    voice_id: str,
+    sample_id: Annotated[str | None, Query(description="Which sample (default: the first).")] = None,
+    runtime: Runtime = Depends(get_runtime),
+) -> Response:
+    _library_voice(runtime, voice_id, "played (it has no reference clips)")
+    name, data = await anyio.to_thread.run_sync(_library(runtime).store.sample_file, voice_id, sample_id)
+    body = await anyio.to_thread.run_sync(_clip_as_wav, name, data)
+    return Response(
+        body, media_type="audio/wav", headers={"Content-Disposition": 'inline; filename="sample.wav"'}
+    )

@@ -1,0 +1,63 @@
+"""sentiric.tts.v1.TtsCoquiService on the shared runtime: the same admission, pipeline and
+scheduler as the HTTP API (Runtime.open_speech), only the wire format differs."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any
+
+import grpc
+
+from sentiric_tts.api.security import key_from_headers
+from sentiric_tts.grpc_door.calls import CallRecord, metadata_of, peer_host, serving
+from sentiric_tts.grpc_door.contract import pb, pb_grpc
+from sentiric_tts.grpc_door.mapping import SynthesizeMessage, to_synthesis_request
+from sentiric_tts.grpc_door.status import NotServing
+from sentiric_tts.runtime import Runtime
+from sentiric_tts.synthesis.errors import ServiceBusy
+from sentiric_tts.synthesis.stream import AudioStream
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class TtsCoquiServicer(pb_grpc.TtsCoquiServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def _open(self, message: SynthesizeMessage, context: Context, call: CallRecord) -> AudioStream:
+        runtime = self._runtime
+        metadata = metadata_of(context)
+        client = runtime.api_keys.identify(
+            key_from_headers(metadata.get("authorization"), metadata.get("x-api-key")),
+            peer_host(context.peer()),
+        )
+        if not runtime.ready:
+            raise NotServing
+        request = to_synthesis_request(message)
+        try:
+            call.audio = await runtime.open_speech(request, client, door="grpc")
+        except ServiceBusy:
+            if not runtime.ready:  # admission closed by a shutdown, not a full queue
+                raise NotServing from None
+            raise
+        return call.audio
+
+    async def CoquiSynthesize(
+        self, request: pb.CoquiSynthesizeRequest, context: Context
+    ) -> pb.CoquiSynthesizeResponse:
+        """The whole file: the same bytes as a non-streamed HTTP response."""
+        async with serving("CoquiSynthesize", context, self._runtime.metrics) as call:
+            audio = await self._open(request, context, call)
+            return pb.CoquiSynthesizeResponse(audio_content=await audio.collect())
+        # Reached only when the caller left before the audio was done: nobody reads this.
+        return pb.CoquiSynthesizeResponse()
+
+    async def CoquiSynthesizeStream(self, request: pb.CoquiSynthesizeStreamRequest, context: Context) -> None:
+        """Chunks as they are made, then an empty one with is_final; a failure ends the call with
+        an error status, never with a final message."""
+        async with serving("CoquiSynthesizeStream", context, self._runtime.metrics) as call:
+            audio = await self._open(request, context, call)
+            async with aclosing(audio.chunks()) as chunks:
+                async for part in chunks:
+                    await context.write(pb.CoquiSynthesizeStreamResponse(audio_chunk=part))
+            await context.write(pb.CoquiSynthesizeStreamResponse(is_final=True))

@@ -1,0 +1,180 @@
+"""The voice library's store on its own: SQLite rows and files, ids, names, latents tags, races."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.voices.library import Latents, NewSample, VoiceLibrary
+
+MODEL_A = "fingerprint-a|xtts-cond:len=6"
+MODEL_B = "fingerprint-b|xtts-cond:len=6"
+
+
+def sample(name: str = "ref.wav", data: bytes = b"RIFF-clip-bytes") -> NewSample:
+    return NewSample(filename=name, data=data, seconds=3.25)
+
+
+def latents(digest: str = "digest-1", model: str = MODEL_A, data: bytes = b"latents-1") -> Latents:
+    return Latents(model=model, reference_digest=digest, data=data)
+
+
+def error_of(call) -> RequestError:  # type: ignore[no-untyped-def]
+    with pytest.raises(RequestError) as caught:
+        call()
+    return caught.value
+
+
+def voice_folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
+def test_create_read_update_delete_and_reopen(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path, max_voices=10)
+    voice = store.create(
+        "  Night   Reader ", "en", "calm", [sample("a.wav", b"AAA"), sample("b.mp3", b"BB")], latents()
+    )
+    assert voice.id.startswith("v_") and len(voice.id) == 14
+    assert (voice.name, voice.language, voice.description) == ("Night Reader", "en", "calm")
+    assert [s.filename for s in voice.samples] == ["a.wav", "b.mp3"]
+    assert all(s.id.startswith("s_") for s in voice.samples)
+    assert voice.created_at.endswith("Z") and voice.created_at == voice.updated_at
+    assert store.sample_files(voice.id) == [("a.wav", b"AAA"), ("b.mp3", b"BB")]
+    assert store.sample_file(voice.id, None) == ("a.wav", b"AAA")
+    assert store.find("night reader") == voice and store.find(voice.id) == voice
+
+    renamed = store.update(voice.id, name="Day Reader", clear_language=True)
+    assert (renamed.name, renamed.language, renamed.description) == ("Day Reader", None, "calm")
+    assert renamed.updated_at >= voice.updated_at
+
+    reopened = VoiceLibrary(tmp_path, max_voices=10)  # a restart reads the same voices back
+    assert reopened.list() == (renamed,)
+    assert reopened.latents(voice.id, MODEL_A) == b"latents-1"
+
+    reopened.delete(voice.id)
+    assert reopened.list() == ()
+    assert voice_folders(tmp_path) == []
+    assert error_of(lambda: reopened.get(voice.id)).status == 404
+
+
+def test_names_are_unique_without_regard_to_case_and_checked(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path, max_voices=10)
+    first = store.create("Ada", None, "", [sample()], latents())
+    other = store.create("Grace", None, "", [sample()], latents())
+    for call in (
+        lambda: store.create("ADA", None, "", [sample()], latents()),
+        lambda: store.update(other.id, name="ada"),
+        lambda: store.create(
+            "Claribel Dervla", None, "", [sample()], latents(), reserved_names=["Claribel Dervla"]
+        ),
+    ):
+        error = error_of(call)
+        assert (error.status, error.code) == (409, "voice_name_taken")
+    for bad in ("", "   ", "x" * 65, "tab\there\x00", "v_0123456789ab"):
+        error = error_of(lambda bad=bad: store.create(bad, None, "", [sample()], latents()))
+        assert (error.status, error.param) == (422, "name"), bad
+    assert [v.id for v in store.list()] == [first.id, other.id]
+    assert voice_folders(tmp_path) == sorted([first.id, other.id]), "refused creates leave nothing behind"
+
+
+def test_ids_from_outside_never_reach_the_file_system(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path / "voices", max_voices=10)
+    (tmp_path / "secret").write_text("keep me")
+    voice = store.create("Ada", None, "", [sample()], latents())
+    for bad_id in ("../secret", "..", "v_../../x", "V_0123456789AB", "v_0123456789abc", "/etc/passwd"):
+        assert error_of(lambda bad_id=bad_id: store.get(bad_id)).status == 404
+        assert error_of(lambda bad_id=bad_id: store.delete(bad_id)).status == 404
+    for bad_sample in ("../../secret", "../library.db", "s_zz"):
+        error = error_of(lambda bad_sample=bad_sample: store.sample_file(voice.id, bad_sample))
+        assert (error.status, error.code) == (404, "sample_not_found")
+    assert (tmp_path / "secret").read_text() == "keep me"
+
+
+def test_latents_are_valid_only_for_their_model_and_clips(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path, max_voices=10)
+    voice = store.create("Ada", None, "", [sample()], latents("digest-1", MODEL_A, b"made-by-a"))
+    assert store.latents(voice.id, MODEL_A) == b"made-by-a"
+    # Another model (new weights, other conditioning settings): the stored latents are stale.
+    assert store.latents(voice.id, MODEL_B) is None
+    assert store.store_latents(voice.id, latents("digest-1", MODEL_B, b"made-by-b"))
+    assert store.latents(voice.id, MODEL_B) == b"made-by-b"
+    assert store.latents(voice.id, MODEL_A) is None
+    # Latents computed from clips the voice no longer has are not kept.
+    assert not store.store_latents(voice.id, latents("digest-old", MODEL_A, b"stale"))
+    assert store.latents(voice.id, MODEL_B) == b"made-by-b"
+
+
+def test_samples_are_added_and_removed_but_never_the_last(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path, max_voices=10)
+    voice = store.create("Ada", None, "", [sample("a.wav", b"A")], latents("d-a"))
+    grown = store.add_samples(voice.id, [sample("b.wav", b"B"), sample("c.wav", b"C")], latents("d-abc"))
+    assert [s.filename for s in grown.samples] == ["a.wav", "b.wav", "c.wav"]
+    assert grown.reference_digest == "d-abc" and store.latents(voice.id, MODEL_A) == b"latents-1"
+    first = grown.samples[0]
+    shrunk = store.remove_sample(voice.id, first.id, latents("d-bc", data=b"latents-bc"))
+    assert [s.filename for s in shrunk.samples] == ["b.wav", "c.wav"]
+    assert store.latents(voice.id, MODEL_A) == b"latents-bc"
+    assert not (tmp_path / voice.id / f"{first.id}.clip").exists()
+    store.remove_sample(voice.id, shrunk.samples[0].id, latents("d-c"))
+    last = store.get(voice.id).samples[0]
+    error = error_of(lambda: store.remove_sample(voice.id, last.id, latents("d-none")))
+    assert (error.status, error.code) == (409, "last_sample")
+    assert store.sample_files(voice.id) == [("c.wav", b"C")], "a refused removal keeps the clip"
+    assert store.get(voice.id).reference_digest == "d-c"
+
+
+def test_the_library_has_a_size_limit(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path, max_voices=2)
+    store.create("One", None, "", [sample()], latents())
+    store.create("Two", None, "", [sample()], latents())
+    error = error_of(lambda: store.create("Three", None, "", [sample()], latents()))
+    assert (error.status, error.code) == (409, "voice_library_full")
+    assert len(voice_folders(tmp_path)) == 2
+
+
+def test_concurrent_creates_with_one_name_make_one_voice(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path, max_voices=100)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def create(index: int) -> None:
+        start.wait()
+        try:
+            store.create("Same Name", None, "", [sample(data=bytes([index]) * 100)], latents())
+            outcomes.append("created")
+        except RequestError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["created"] + ["voice_name_taken"] * 7
+    assert len(store.list()) == 1
+    assert voice_folders(tmp_path) == [store.list()[0].id], "the losers leave no files"
+
+
+def test_unfinished_folders_are_swept_at_open(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path, max_voices=10)
+    kept = store.create("Ada", None, "", [sample()], latents())
+    (tmp_path / ".tmp-v_0123456789ab").mkdir()  # a create that crashed before its commit
+    (tmp_path / "v_ba9876543210").mkdir()  # a delete that crashed after its commit
+    (tmp_path / "piper").mkdir()  # not the library's: the Piper voices folder lives here too
+    VoiceLibrary(tmp_path, max_voices=10)
+    assert voice_folders(tmp_path) == sorted([kept.id, "piper"])
+
+
+def test_rows_and_files_agree_after_a_failed_add(tmp_path: Path) -> None:
+    store = VoiceLibrary(tmp_path, max_voices=10)
+    voice = store.create("Ada", None, "", [sample()], latents())
+    store.delete(voice.id)
+    error = error_of(lambda: store.add_samples(voice.id, [sample()], latents("d-2")))
+    assert error.status == 404
+    assert voice_folders(tmp_path) == []
+    with sqlite3.connect(tmp_path / "library.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM samples").fetchone() == (0,)
