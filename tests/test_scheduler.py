@@ -101,6 +101,44 @@ def test_streams_take_turns_and_a_new_request_goes_first(scheduler: EngineSchedu
     assert log.index("new") < max(i for i, name in enumerate(log) if name == "long")
 
 
+def test_a_new_request_keeps_priority_until_its_first_audio() -> None:
+    """Framing items (a segment start) are not output: the newcomer's first audio still goes first."""
+    sched = EngineScheduler(
+        [object()],
+        max_jobs=4,
+        buffer_chunks=2,
+        retry_after_s=1,
+        is_output=lambda item: isinstance(item, np.ndarray),
+    )
+    sched.start()
+    log: list[str] = []
+
+    def newcomer() -> Iterator[object]:
+        log.append("new-start")
+        yield "segment start"  # a marker, no audio yet
+        yield from Tape(log, "new", 1, work_s=0.02)
+
+    async def main() -> None:
+        streams = [sched.submit(lambda _, n=n: iter(Tape(log, n, 8, work_s=0.02))) for n in ("a", "b")]
+
+        async def drain(job) -> None:  # type: ignore[no-untyped-def]
+            async for _ in job:
+                await asyncio.sleep(0)
+
+        running = [asyncio.create_task(drain(job)) for job in streams]
+        while len(log) < 3:
+            await asyncio.sleep(0.001)
+        await drain(sched.submit(lambda _: newcomer()))
+        await asyncio.gather(*running)
+
+    try:
+        asyncio.run(main())
+    finally:
+        sched.stop()
+    # Nothing of the running streams between the newcomer's marker and its first audio.
+    assert log[log.index("new-start") + 1] == "new"
+
+
 def test_a_reader_that_stops_reading_stops_its_synthesis(scheduler: EngineScheduler) -> None:
     log: list[str] = []
 

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sentiric_tts.api.security import ApiKeys, ClientLimits
 from sentiric_tts.audio.reference import ReferenceLimits
 from sentiric_tts.engines.base import Engine
@@ -52,6 +54,8 @@ class Runtime:
             max_jobs=settings.max_queued_requests,
             buffer_chunks=settings.stream_buffer_chunks,
             retry_after_s=settings.retry_after_seconds,
+            # Audio counts as a job's output; its segment and pause markers do not.
+            is_output=lambda item: isinstance(item, np.ndarray),
         )
         latent_cache = LatentCache(settings.cache_path / "latents", settings.latent_cache_entries)
         metrics = ServiceMetrics(scheduler, latent_cache)

