@@ -307,12 +307,18 @@ async def warm_up(url: str, texts: TextSource, timeout_s: float) -> None:
 
 
 def bench(
-    url: str, per_worker: int, level_seconds: float, soak_seconds: float, timeout_s: float, pid: int | None
+    url: str,
+    per_worker: int,
+    level_seconds: float,
+    soak_seconds: float,
+    timeout_s: float,
+    pid: int | None,
+    levels: tuple[int, ...] = LEVELS,
 ) -> dict[str, Any]:
     texts = TextSource()
     asyncio.run(warm_up(url, texts, timeout_s))
     rows = []
-    for concurrency in LEVELS:
+    for concurrency in levels:
         tally, wall, cpu_s = asyncio.run(
             run_level(url, concurrency, per_worker, level_seconds, texts, timeout_s, pid)
         )
@@ -442,7 +448,11 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--levels", default=",".join(map(str, LEVELS)), help="concurrency levels, comma-separated"
+    )
     args = parser.parse_args()
+    levels = tuple(int(level) for level in args.levels.split(","))
     if args.server_pid is not None and not args.url:
         parser.error("--server-pid goes with --url (a server started here is this process)")
     if args.url and args.soak_seconds > 0 and args.server_pid is None:
@@ -450,14 +460,14 @@ def main() -> int:
     run = (args.requests_per_worker, args.level_seconds, args.soak_seconds, args.timeout)
     if args.url:
         engine = "engine of the running service at " + args.url
-        results = bench(_loopback_only(args.url), *run, pid=args.server_pid)
+        results = bench(_loopback_only(args.url), *run, pid=args.server_pid, levels=levels)
     else:
         engine = "Piper engine, server started in this process"
         with (
             tempfile.TemporaryDirectory() as data,
             running_server(isolated_settings(Path(data), log_level="WARNING")) as url,
         ):
-            results = bench(url, *run, pid=None)
+            results = bench(url, *run, pid=None, levels=levels)
     results["engine"] = engine
     results["server_in_process"] = not args.url
     print_report(results, engine)

@@ -17,6 +17,7 @@ from sentiric_tts.grpc_door.server import GrpcDoor
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import Settings, get_settings
 from sentiric_tts.web import mount_dashboard
+from sentiric_tts.web.gradio_ui import mount_gradio
 
 _DESCRIPTION = """Self-hosted text to speech: Coqui XTTS v2 on GPUs, an embedded Piper engine
 everywhere else. Whole files or streams that start before synthesis is done."""
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai_compat.router)
     app.include_router(ws_tts.router)
     mount_dashboard(app)
+    mount_gradio(app, settings)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     port: int = Field(14030, ge=1, le=65535, description="HTTP port.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_json: bool = Field(False, description="Write logs as JSON lines instead of text.")
+    gradio_enabled: bool = Field(
+        True,
+        description="Serve a Gradio interface at /gradio (when the `gradio` extra is installed); "
+        "with API keys set it asks for a key to log in.",
+    )
 
     # --- gRPC (sentiric.tts.v1.TtsCoquiService) ---
     grpc_enabled: bool = Field(True, description="Serve the gRPC API beside HTTP, in the same process.")
