@@ -3,8 +3,13 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Docker: `make up` runs the GPU service; `make up SERVICE=tts-cpu` the CPU one (profile cpu).
+COMPOSE ?= docker compose
+SERVICE ?= tts
+# `make bench BENCH_ARGS="--requests-per-worker 12 --rounds 10"` for a longer run.
+BENCH_ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean build up down logs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +31,24 @@ test: $(VENV)/.stamp-test
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cpu
 
 bench: $(VENV)/.stamp-test
-	$(BIN)/python bench/bench_service.py
+	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
+
+build:
+	$(COMPOSE) build $(SERVICE)
+
+# ./data is created here so that it belongs to you, not to root (Docker would create it as root).
+up:
+	mkdir -p data
+	$(COMPOSE) up -d $(SERVICE)
+
+down:
+	$(COMPOSE) --profile cpu down
+
+logs:
+	$(COMPOSE) --profile cpu logs -f
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

@@ -70,6 +70,83 @@ def measure(engine, text: str, tokens: int, rounds: int) -> dict[str, float]:  #
     }
 
 
+def engine_speed(
+    device: str = "auto",
+    dtypes: tuple[str, ...] = ("float32", "float16", "bfloat16"),
+    rounds: int = 5,
+    long_seconds: float = LONG[2],
+    first_chunk: int = 8,
+    chunk: int = 20,
+    deepspeed: bool = False,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> dict[str, object]:
+    """Measure every dtype the device runs; return the device, GPU, torch version and rows."""
+    import torch
+    from tests.support.random_xtts import build_random_xtts
+
+    from sentiric_tts.engines.xtts import XttsEngine
+
+    device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none (CPU)"
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        built = checkpoint or build_random_xtts(Path(scratch), preset="full")
+        for dtype in dtypes:
+            if device == "cpu" and dtype != "float32":
+                continue  # the engine runs CPU in float32 only
+            engine = XttsEngine.load(
+                built,
+                device=device,
+                dtype=dtype,
+                use_deepspeed=deepspeed,
+                first_chunk_size=first_chunk,
+                stream_chunk_size=chunk,
+            )
+            engine.warmup()
+            for name, text, seconds in (SHORT, (LONG[0], LONG[1], long_seconds)):
+                tokens = round(seconds * TOKENS_PER_SECOND)
+                row = {
+                    "dtype": dtype,
+                    "text": name,
+                    "tokens": tokens,
+                    **measure(engine, text, tokens, rounds),
+                }
+                rows.append(row)
+                if progress:
+                    print(
+                        f"{dtype:9s} {name:5s} tokens={tokens:4d} TTFA p50={row['ttfa_p50_ms']:7.1f} ms "
+                        f"total p50={row['total_p50_ms']:8.1f} ms audio={row['audio_s']:5.2f} s "
+                        f"RTF={row['rtf']:.3f}",
+                        flush=True,
+                    )
+            del engine
+            if device == "cuda":
+                torch.cuda.empty_cache()
+    return {
+        "device": device,
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "first_chunk": first_chunk,
+        "chunk": chunk,
+        "deepspeed": deepspeed,
+        "rows": rows,
+    }
+
+
+def markdown_table(rows: list[dict[str, object]]) -> list[str]:
+    lines = [
+        "| dtype | text | audio tokens | TTFA p50 | total p50 | audio | RTF |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dtype']} | {r['text']} | {r['tokens']} | {r['ttfa_p50_ms']:.0f} ms "
+            f"| {r['total_p50_ms']:.0f} ms | {r['audio_s']:.2f} s | {r['rtf']:.3f} |"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -85,56 +162,26 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    import torch
-    from tests.support.random_xtts import build_random_xtts
-
-    from sentiric_tts.engines.xtts import XttsEngine
-
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none (CPU)"
-    with tempfile.TemporaryDirectory() as scratch:
-        checkpoint = args.checkpoint or build_random_xtts(Path(scratch), preset="full")
-        rows = []
-        for dtype in args.dtypes.split(","):
-            if device == "cpu" and dtype != "float32":
-                continue  # the engine runs CPU in float32 only
-            engine = XttsEngine.load(
-                checkpoint,
-                device=device,
-                dtype=dtype,
-                use_deepspeed=args.deepspeed,
-                first_chunk_size=args.first_chunk,
-                stream_chunk_size=args.chunk,
-            )
-            engine.warmup()
-            for name, text, seconds in (SHORT, (LONG[0], LONG[1], args.long_seconds)):
-                tokens = round(seconds * TOKENS_PER_SECOND)
-                row = {
-                    "dtype": dtype,
-                    "text": name,
-                    "tokens": tokens,
-                    **measure(engine, text, tokens, args.rounds),
-                }
-                rows.append(row)
-                print(
-                    f"{dtype:9s} {name:5s} tokens={tokens:4d} TTFA p50={row['ttfa_p50_ms']:7.1f} ms "
-                    f"total p50={row['total_p50_ms']:8.1f} ms audio={row['audio_s']:5.2f} s RTF={row['rtf']:.3f}",
-                    flush=True,
-                )
-            del engine
-            if device == "cuda":
-                torch.cuda.empty_cache()
-    print(f"\ndevice: {device}, GPU: {gpu}, torch {torch.__version__}, first chunk {args.first_chunk} tokens")
-    print("| dtype | text | audio tokens | TTFA p50 | total p50 | audio | RTF |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['dtype']} | {r['text']} | {r['tokens']} | {r['ttfa_p50_ms']:.0f} ms | {r['total_p50_ms']:.0f} ms "
-            f"| {r['audio_s']:.2f} s | {r['rtf']:.3f} |"
-        )
+    result = engine_speed(
+        device=args.device,
+        dtypes=tuple(args.dtypes.split(",")),
+        rounds=args.rounds,
+        long_seconds=args.long_seconds,
+        first_chunk=args.first_chunk,
+        chunk=args.chunk,
+        deepspeed=args.deepspeed,
+        checkpoint=args.checkpoint,
+    )
+    print(
+        f"\ndevice: {result['device']}, GPU: {result['gpu']}, torch {result['torch']}, "
+        f"first chunk {args.first_chunk} tokens"
+    )
+    print("\n".join(markdown_table(result["rows"])))  # type: ignore[arg-type]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"device": device, "gpu": gpu, "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps({"device": result["device"], "gpu": result["gpu"], "rows": result["rows"]}, indent=2)
+        )
     return 0
 
 

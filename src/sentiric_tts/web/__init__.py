@@ -41,4 +41,9 @@ def mount_dashboard(app: FastAPI) -> None:
     async def dashboard() -> FileResponse:
         return FileResponse(index, media_type="text/html", headers=_PAGE_HEADERS)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Pages that name no icon (Swagger, Gradio) make browsers ask here; a 404 is a console error.
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
     app.mount(ASSETS_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-assets")
