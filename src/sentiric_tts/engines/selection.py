@@ -24,7 +24,12 @@ class EngineUnavailable(RuntimeError):
 def _load_piper(settings: Settings) -> Engine:
     from sentiric_tts.engines.piper import PiperEngine
 
-    return PiperEngine.load(settings.piper_voices_path, settings.piper_duration_noise, settings.piper_threads)
+    return PiperEngine.load(
+        settings.piper_voices_path,
+        settings.piper_duration_noise,
+        settings.piper_threads,
+        settings.piper_cpu_arena,
+    )
 
 
 def _load_xtts(settings: Settings) -> Engine:
