@@ -106,7 +106,23 @@ async def _speech_events(audio: AudioStream) -> AsyncIterator[bytes]:
     summary="Create speech (OpenAI-compatible)",
     response_class=Response,
     responses={
-        200: {"description": "Audio as it is made, or SSE events.", "content": {"audio/mpeg": {}}},
+        200: {
+            "description": "Audio as it is made (its type follows `response_format`), or SSE events.",
+            "content": {
+                content_type: {}
+                for content_type in (
+                    "audio/mpeg",
+                    "audio/ogg",
+                    "audio/aac",
+                    "audio/flac",
+                    "audio/wav",
+                    "audio/L16",
+                    "audio/PCMU",
+                    "audio/PCMA",
+                    "text/event-stream",
+                )
+            },
+        },
         **ERROR_RESPONSES,
         400: {"description": "A field is wrong; OpenAI's error object says which."},
         404: {"description": "Unknown model."},
@@ -132,7 +148,12 @@ async def list_models() -> ModelListOut:
     return ModelListOut(data=[_model_out(model) for model in SPEECH_MODELS])
 
 
-@router.get("/models/{model}", response_model=ModelOut, summary="One model (OpenAI-compatible)")
+@router.get(
+    "/models/{model}",
+    response_model=ModelOut,
+    summary="One model (OpenAI-compatible)",
+    responses={404: {"description": "Unknown model."}},
+)
 async def get_model(model: str) -> ModelOut:
     _check_model(model)
     return _model_out(model)

@@ -35,8 +35,8 @@ from sentiric_tts.synthesis.errors import (
     SynthesisFailed,
 )
 from sentiric_tts.synthesis.incremental import SentenceBuffer, is_sentence_end
-from sentiric_tts.synthesis.pipeline import CLAUSE_PAUSE_S
 from sentiric_tts.synthesis.request import SynthesisRequest
+from sentiric_tts.synthesis.text import CLAUSE_PAUSE_S
 
 log = logging.getLogger(__name__)
 

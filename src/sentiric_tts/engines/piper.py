@@ -169,6 +169,5 @@ class PiperEngine:
     def warmup(self) -> None:
         # A segment as long as any the pipeline sends: onnxruntime sizes its buffers for it now.
         text = _WARMUP_TEXT[: _MAX_SEGMENT_CHARS - 1].rsplit(" ", 1)[0] + "."
-        for voice_id in self._voices:
-            for _ in self.synthesize(text, "en", Voice(voice_id), GenerationParams()):
-                pass
+        for _ in self.synthesize(text, "en", Voice(self._default), GenerationParams()):
+            pass

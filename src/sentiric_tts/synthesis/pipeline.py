@@ -37,6 +37,7 @@ from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.synthesis.ssml import SpeechText, SsmlError, looks_like_ssml, parse_ssml
 from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 from sentiric_tts.synthesis.text import (
+    CLAUSE_PAUSE_S,
     ends_sentence,
     normalize_whitespace,
     split_first_clause,
@@ -47,7 +48,6 @@ from sentiric_tts.voices.latent_cache import LatentCache
 from sentiric_tts.voices.library_voices import LibraryVoices
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
-CLAUSE_PAUSE_S = 0.12  # between pieces of one sentence cut at a clause: a comma's pause
 CALIBRATION_TEXT = "Thank you for calling. How can I help you today?"
 
 

@@ -42,6 +42,10 @@ _CLAUSE_BREAK = re.compile(r"""[,;:—–]\s+|\s[-–—]\s""")
 _CONTROL_CHARS = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
+CLAUSE_PAUSE_S = 0.12
+"""Silence between pieces of one sentence cut at a clause: a comma's pause."""
+
+
 def normalize_whitespace(text: str) -> str:
     """NFC-normalise, drop control and zero-width characters, collapse runs of whitespace."""
     text = unicodedata.normalize("NFC", text)
