@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sentiric_tts.observability.context import choose_request_id, request_id_var
+from sentiric_tts.observability.record import stream_log_fields, write_access_line
 
 log = logging.getLogger("sentiric_tts.access")
 
@@ -70,20 +71,7 @@ class RequestContextMiddleware:
         }
         stream = state.get("audio_stream")
         if stream is not None:
-            stats = stream.stats
-            ttfa = stats.time_to_first_audio_s
-            audio_s = stream.audio_seconds
-            fields.update(
-                voice=stream.plan.voice_id,
-                language=stream.plan.language,
-                chars=stream.plan.characters,
-                format=stream.plan.output_format,
-                rate=stream.plan.sample_rate,
-                audio_s=round(audio_s, 3),
-                ttfa_ms=None if ttfa is None else round(ttfa * 1000),
-                rtf=round(seconds / audio_s, 4) if audio_s else None,
-                outcome=stream.outcome,
-            )
+            fields.update(stream_log_fields(stream, seconds))
         if failed:
             fields.setdefault("outcome", "error")
-        log.info(" ".join(f"{key}={value}" for key, value in fields.items()), extra={"fields": fields})
+        write_access_line(log, fields)

@@ -26,6 +26,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sentiric_tts.api.ws_messages import BadMessage, ControlMessage, StartMessage, TextMessage, parse_message
 from sentiric_tts.audio.encoders import make_encoder
+from sentiric_tts.observability.context import request_id_var
+from sentiric_tts.observability.record import write_access_line
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.errors import (
     DeadlineExceeded,
@@ -38,7 +40,7 @@ from sentiric_tts.synthesis.incremental import SentenceBuffer, is_sentence_end
 from sentiric_tts.synthesis.request import SynthesisRequest
 from sentiric_tts.synthesis.text import CLAUSE_PAUSE_S
 
-log = logging.getLogger(__name__)
+access_log = logging.getLogger("sentiric_tts.access")
 
 
 @dataclass(frozen=True)
@@ -133,15 +135,18 @@ class SpeechSession:
                     await speaker
             if self._release_slot is not None:
                 self._release_slot()
-            log.info(
-                "websocket session ended: sentences=%d chars=%d audio_s=%.3f ttfa_ms=%s",
-                self._sentences,
-                self.characters,
-                self.audio_offset,
-                None
-                if self.first_audio_at is None
-                else round((self.first_audio_at - self.started_at) * 1000),
-            )
+            ttfa = None if self.first_audio_at is None else self.first_audio_at - self.started_at
+            fields = {
+                "request_id": request_id_var.get(),
+                "door": "websocket",
+                "route": "/ws/tts",
+                "sentences": self._sentences,
+                "chars": self.characters,
+                "audio_s": self.audio_offset,
+                "ttfa_ms": None if ttfa is None else round(ttfa * 1000),
+                "ms": round((time.perf_counter() - self.started_at) * 1000),
+            }
+            write_access_line(access_log, fields)
 
     async def _read(self, speaker: asyncio.Task[None]) -> None:
         idle_s = self.runtime.settings.ws_idle_timeout_seconds

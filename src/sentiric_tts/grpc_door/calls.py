@@ -20,6 +20,7 @@ import grpc
 from sentiric_tts.grpc_door.status import refusal_for
 from sentiric_tts.observability.context import choose_request_id, request_id_var
 from sentiric_tts.observability.metrics import ServiceMetrics
+from sentiric_tts.observability.record import stream_log_fields, write_access_line
 from sentiric_tts.synthesis.stream import AudioStream
 
 access_log = logging.getLogger("sentiric_tts.access")
@@ -60,22 +61,9 @@ class CallRecord:
             "status": self.code.name,
             "ms": round(seconds * 1000),
         }
-        audio = self.audio
-        if audio is not None:
-            ttfa = audio.stats.time_to_first_audio_s
-            audio_s = audio.audio_seconds
-            fields.update(
-                voice=audio.plan.voice_id,
-                language=audio.plan.language,
-                chars=audio.plan.characters,
-                format=audio.plan.output_format,
-                rate=audio.plan.sample_rate,
-                audio_s=round(audio_s, 3),
-                ttfa_ms=None if ttfa is None else round(ttfa * 1000),
-                rtf=round(seconds / audio_s, 4) if audio_s else None,
-                outcome=audio.outcome,
-            )
-        access_log.info(" ".join(f"{key}={value}" for key, value in fields.items()), extra={"fields": fields})
+        if self.audio is not None:
+            fields.update(stream_log_fields(self.audio, seconds))
+        write_access_line(access_log, fields)
 
 
 def _ended_by_caller(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
 from sentiric_tts.observability.metrics import ServiceMetrics
 
@@ -30,3 +31,25 @@ def record_stream(metrics: ServiceMetrics, door: str, stream: AudioStream) -> No
     ttfa = stats.time_to_first_audio_s
     if ttfa is not None:
         metrics.time_to_first_audio.labels(door).observe(ttfa)
+
+
+def stream_log_fields(stream: AudioStream, seconds: float) -> dict[str, Any]:
+    """What a request's access log line says about its speech, whichever door served it."""
+    ttfa = stream.stats.time_to_first_audio_s
+    audio_s = stream.audio_seconds
+    return {
+        "voice": stream.plan.voice_id,
+        "language": stream.plan.language,
+        "chars": stream.plan.characters,
+        "format": stream.plan.output_format,
+        "rate": stream.plan.sample_rate,
+        "audio_s": round(audio_s, 3),
+        "ttfa_ms": None if ttfa is None else round(ttfa * 1000),
+        "rtf": round(seconds / audio_s, 4) if audio_s else None,
+        "outcome": stream.outcome,
+    }
+
+
+def write_access_line(log: logging.Logger, fields: dict[str, Any]) -> None:
+    """One line per request: key=value text, and the same fields for the JSON formatter."""
+    log.info(" ".join(f"{key}={value}" for key, value in fields.items()), extra={"fields": fields})
