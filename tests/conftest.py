@@ -41,3 +41,17 @@ def xtts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.random_xtts import build_random_xtts
 
     return build_random_xtts(tmp_path_factory.mktemp("xtts_tiny"), preset="tiny")
+
+
+@pytest.fixture(scope="session")
+def reference_wav(piper_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few seconds of real speech, made by the Piper server, to clone from."""
+    response = httpx.post(
+        f"{piper_server}/api/tts",
+        json={"text": "This is my voice. Please learn how I sound from this short recording."},
+        timeout=120,
+    )
+    assert response.status_code == 200
+    path = tmp_path_factory.mktemp("clips") / "reference.wav"
+    path.write_bytes(response.content)
+    return path

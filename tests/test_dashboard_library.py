@@ -26,20 +26,6 @@ def xtts_url(xtts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield url
 
 
-@pytest.fixture(scope="module")
-def reference_wav(piper_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A few seconds of real speech, made by the Piper server, to clone from."""
-    response = httpx.post(
-        f"{piper_server}/api/tts",
-        json={"text": "This is my voice. Please learn how I sound from this short recording."},
-        timeout=120,
-    )
-    assert response.status_code == 200
-    path = tmp_path_factory.mktemp("clips") / "reference.wav"
-    path.write_bytes(response.content)
-    return path
-
-
 @pytest.fixture()
 def studio(browser: Any, xtts_url: str) -> Iterator[DashboardPage]:
     page = DashboardPage(browser, xtts_url)

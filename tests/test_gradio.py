@@ -36,20 +36,6 @@ def ui(piper_server: str, tmp_path: Path) -> Any:
     return gradio(piper_server, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def reference_wav(piper_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A few seconds of real speech (the Piper server) to clone from."""
-    response = httpx.post(
-        f"{piper_server}/api/tts",
-        json={"text": "This is my voice. Please learn how I sound from this short recording."},
-        timeout=120,
-    )
-    assert response.status_code == 200
-    path = tmp_path_factory.mktemp("clips") / "reference.wav"
-    path.write_bytes(response.content)
-    return path
-
-
 def test_speak_returns_intelligible_wav_and_timings(ui: Any, transcribe: Any) -> None:
     path, timing = ui.predict(TEXT, VOICE, "", 1.0, api_name="/speak")
     rate, channels, samples = parse_wav(Path(path).read_bytes())
