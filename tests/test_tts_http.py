@@ -141,10 +141,13 @@ def test_voice_alias_and_language_variants(client: httpx.Client) -> None:
 def test_a_client_that_disconnects_mid_stream_frees_the_engine(
     client: httpx.Client, piper_server: str
 ) -> None:
-    text = " ".join(SENTENCES * 6)  # 24 sentences: far more than one chunk
+    # ~4800 characters at 48 kHz: ~5 minutes of audio, ~29 MB, far more than socket buffers hold,
+    # so the job is still running when the client has read its first bytes.
+    text = " ".join(SENTENCES * 22)
+    body = {"text": text, "stream": True, "output_format": "pcm", "sample_rate": 48000}
     with (
         httpx.Client(base_url=piper_server, timeout=60) as leaver,
-        leaver.stream("POST", "/api/tts", json={"text": text, "stream": True}) as response,
+        leaver.stream("POST", "/api/tts", json=body) as response,
     ):
         assert next(response.iter_raw())
         assert client.get("/api/status").json()["jobs_in_flight"] == 1

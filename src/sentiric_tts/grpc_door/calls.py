@@ -74,6 +74,19 @@ def _ended_by_caller(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.Status
     return grpc.StatusCode.CANCELLED if context.cancelled() else None
 
 
+class CallGone(Exception):
+    """A write failed because the call is over on the caller's side (cancelled, deadline, gone)."""
+
+
+async def write(context: grpc.aio.ServicerContext[Any, Any], message: Any) -> None:
+    """Send one message; grpc fails a write only when the call has ended, which may be before
+    `context.cancelled()` says so."""
+    try:
+        await context.write(message)
+    except Exception as exc:
+        raise CallGone from exc
+
+
 @asynccontextmanager
 async def serving(
     rpc: str, context: grpc.aio.ServicerContext[Any, Any], metrics: ServiceMetrics
@@ -89,6 +102,8 @@ async def serving(
         # grpc cancels the handler when the client cancels or the call's deadline passes.
         record.code = _ended_by_caller(context) or grpc.StatusCode.CANCELLED
         raise
+    except CallGone:
+        record.code = _ended_by_caller(context) or grpc.StatusCode.CANCELLED
     except Exception as exc:
         ended = _ended_by_caller(context)
         if ended is not None:  # a write to a call the caller already left: nobody to tell

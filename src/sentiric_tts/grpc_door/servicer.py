@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from sentiric_tts.api.security import key_from_headers
-from sentiric_tts.grpc_door.calls import CallRecord, metadata_of, peer_host, serving
+from sentiric_tts.grpc_door.calls import CallRecord, metadata_of, peer_host, serving, write
 from sentiric_tts.grpc_door.contract import pb, pb_grpc
 from sentiric_tts.grpc_door.mapping import SynthesizeMessage, to_synthesis_request
 from sentiric_tts.grpc_door.status import NotServing
@@ -59,5 +59,5 @@ class TtsCoquiServicer(pb_grpc.TtsCoquiServiceServicer):
             audio = await self._open(request, context, call)
             async with aclosing(audio.chunks()) as chunks:
                 async for part in chunks:
-                    await context.write(pb.CoquiSynthesizeStreamResponse(audio_chunk=part))
-            await context.write(pb.CoquiSynthesizeStreamResponse(is_final=True))
+                    await write(context, pb.CoquiSynthesizeStreamResponse(audio_chunk=part))
+            await write(context, pb.CoquiSynthesizeStreamResponse(is_final=True))
