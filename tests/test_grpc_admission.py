@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sentiric_tts.grpc_door.contract import SERVICE_NAME, pb
 from tests.support.grpc_client import grpc_service, joined_audio, refusal, run, stream, stub, unary
-from tests.support.server import free_port
+from tests.support.server import free_port, serve_in_subprocess
 from tests.test_grpc import LONG, TELEPHONY, VERY_LONG
 
 
@@ -78,32 +75,15 @@ def test_api_keys_and_rate_limits(tmp_path: Path) -> None:
 
 
 def test_sigterm_turns_health_not_serving_refuses_new_calls_and_drains(tmp_path: Path) -> None:
-    http_port, grpc_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "TTS_DATA_DIR": str(tmp_path),
-        "TTS_ENGINE": "piper",
-        "TTS_PORT": str(http_port),
-        "TTS_GRPC_HOST": "127.0.0.1",
-        "TTS_GRPC_PORT": str(grpc_port),  # gRPC is on by default
-        "TTS_STREAM_BUFFER_CHUNKS": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sentiric_tts", "serve", "--host", "127.0.0.1"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    grpc_port = free_port()
+    process, base = serve_in_subprocess(
+        tmp_path,
+        TTS_GRPC_HOST="127.0.0.1",
+        TTS_GRPC_PORT=str(grpc_port),  # gRPC is on by default
+        TTS_STREAM_BUFFER_CHUNKS="1",
     )
-    base, target = f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
+    target = f"127.0.0.1:{grpc_port}"
     try:
-        for _ in range(600):  # bounded wait for start-up
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                threading.Event().wait(0.05)
 
         async def through_shutdown() -> tuple[int, grpc.aio.AioRpcError, bytes]:
             async with grpc.aio.insecure_channel(target) as channel:

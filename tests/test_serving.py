@@ -318,37 +318,12 @@ def test_concurrent_requests_per_client(tmp_path: Path) -> None:
 
 
 def test_sigterm_drains_in_flight_work_then_exits(tmp_path: Path) -> None:
-    import os
     import signal
-    import subprocess
-    import sys
 
-    from tests.support.server import free_port
+    from tests.support.server import serve_in_subprocess
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "TTS_DATA_DIR": str(tmp_path),
-        "TTS_ENGINE": "piper",
-        "TTS_PORT": str(port),
-        "TTS_GRPC_ENABLED": "false",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sentiric_tts", "serve", "--host", "127.0.0.1"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = serve_in_subprocess(tmp_path, TTS_GRPC_ENABLED="false")
     try:
-        for _ in range(600):  # bounded wait for start-up
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                threading.Event().wait(0.05)
         with (
             httpx.Client(base_url=base, timeout=60) as client,
             client.stream(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -61,3 +64,33 @@ def running_server(settings: Settings, startup_timeout_s: float = 300.0) -> Iter
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def serve_in_subprocess(data_dir: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
+    """`python -m sentiric_tts serve` in its own process (for signal tests), with `TTS_*`
+    variables from `env`; returns it and its base URL once /health/ready answers 200."""
+    port = int(env.pop("TTS_PORT", "0")) or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sentiric_tts", "serve", "--host", "127.0.0.1"],
+        cwd=data_dir,
+        env={
+            **os.environ,
+            "TTS_DATA_DIR": str(data_dir),
+            "TTS_ENGINE": "piper",
+            "TTS_PORT": str(port),
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):  # bounded wait for start-up
+        if process.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return process, base
