@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from sentiric_tts.engines.thread_priority import current_thread_nice
 from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
-from sentiric_tts.synthesis.scheduler import EngineScheduler
+from sentiric_tts.synthesis.scheduler import EngineScheduler, WorkerLayout
 
 
 class Tape:
@@ -216,3 +217,131 @@ def test_several_engine_instances_work_in_parallel_and_keep_jobs_on_one_instance
         sched.stop()
     assert all(len(engines_used) == 1 for engines_used in seen.values())
     assert {engine for used in seen.values() for engine in used} == set(engines)
+
+
+# --- first-audio workers: new requests preempt streams in progress ---
+
+
+def _lanes(stream_workers: int = 1, first_audio_workers: int = 1, nice: int = 5) -> EngineScheduler:
+    return EngineScheduler(
+        [object()],
+        max_jobs=8,
+        buffer_chunks=2,
+        retry_after_s=1,
+        is_output=lambda item: isinstance(item, np.ndarray),
+        layout=WorkerLayout(stream_workers, first_audio_workers, nice),
+    )
+
+
+def test_a_new_request_gets_its_first_audio_while_a_stream_chunk_is_still_computing() -> None:
+    """An engine call cannot be interrupted; a first-audio worker does not wait for it."""
+    sched = _lanes()
+    sched.start()
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def long_stream() -> Iterator[np.ndarray]:
+        yield np.zeros(4, dtype=np.float32)
+        stuck.set()
+        release.wait(10)  # a long sentence, still computing
+        yield np.ones(4, dtype=np.float32)
+
+    async def main() -> tuple[bool, list[float]]:
+        stream = sched.submit(lambda _: long_stream())
+        first = [float((await stream.__anext__())[0])]
+        rest = asyncio.create_task(stream.__anext__())
+        while not stuck.is_set():
+            await asyncio.sleep(0.001)
+        newcomer = sched.submit(lambda _: iter(Tape([], "new", 1)))
+        await asyncio.wait_for(newcomer.__anext__(), 5)
+        served_while_stuck = not release.is_set()
+        release.set()
+        first.append(float((await rest)[0]))
+        return served_while_stuck, first
+
+    try:
+        served_while_stuck, stream_chunks = asyncio.run(main())
+    finally:
+        release.set()
+        sched.stop()
+    assert served_while_stuck
+    assert stream_chunks == [0.0, 1.0]
+
+
+def test_first_audio_runs_on_first_audio_threads_and_streams_continue_at_lower_priority() -> None:
+    sched = _lanes(stream_workers=2, first_audio_workers=1, nice=5)
+    sched.start()
+    seen: dict[str, list[tuple[str, int | None]]] = {}
+
+    def job(name: str) -> Iterator[np.ndarray]:
+        for index in range(6):
+            seen.setdefault(name, []).append((threading.current_thread().name, current_thread_nice()))
+            yield np.full(4, index, dtype=np.float32)
+
+    async def main() -> list[list[float]]:
+        handles = [sched.submit(lambda _, n=n: job(n)) for n in ("a", "b", "c")]
+
+        async def drain(handle) -> list[float]:  # type: ignore[no-untyped-def]
+            return [float(chunk[0]) async for chunk in handle]
+
+        return await asyncio.gather(*(drain(h) for h in handles))
+
+    base = current_thread_nice()
+    try:
+        chunks = asyncio.run(main())
+    finally:
+        sched.stop()
+    # Every job's chunks arrive whole and in order, although several threads advanced it.
+    assert chunks == [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]] * 3
+    for calls in seen.values():
+        first_thread, first_nice = calls[0]
+        assert "first-audio" in first_thread
+        assert all("stream" in thread for thread, _ in calls[1:])
+        if base is not None:  # Linux: the kernel knows the stream threads are less urgent
+            assert first_nice == base
+            assert all(nice == min(19, base + 5) for _, nice in calls[1:])
+
+
+def test_stream_workers_of_one_instance_advance_jobs_in_parallel() -> None:
+    sched = _lanes(stream_workers=2, first_audio_workers=1, nice=0)
+    sched.start()
+    both_busy = threading.Barrier(2, timeout=10)
+
+    def job() -> Iterator[np.ndarray]:
+        yield np.zeros(2, dtype=np.float32)  # first audio (first-audio worker)
+        both_busy.wait()  # passes only if two stream workers compute at the same time
+        yield np.zeros(2, dtype=np.float32)
+
+    async def main() -> list[int]:
+        handles = [sched.submit(lambda _: job()) for _ in range(2)]
+
+        async def drain(handle) -> int:  # type: ignore[no-untyped-def]
+            return len([c async for c in handle])
+
+        return await asyncio.gather(*(drain(h) for h in handles))
+
+    try:
+        assert asyncio.run(main()) == [2, 2]
+    finally:
+        sched.stop()
+
+
+def test_cancelled_and_shut_down_with_first_audio_workers() -> None:
+    sched = _lanes(stream_workers=1, first_audio_workers=1)
+    before = set(threading.enumerate())
+    sched.start()
+    tape = Tape([], "c", 1000)
+
+    async def main() -> None:
+        job = sched.submit(lambda _: iter(tape))
+        await job.__anext__()
+        job.cancel()
+        for _ in range(200):
+            if sched.jobs_in_flight == 0:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert sched.jobs_in_flight == 0 and tape.closed
+    sched.stop(timeout_s=5)
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("engine-0-")]

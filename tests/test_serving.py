@@ -360,8 +360,11 @@ def test_two_engine_instances_serve_together(tmp_path: Path, transcribe) -> None
                 texts,
             )
         )
-        threads = [t.name for t in threading.enumerate() if t.name.startswith("engine-worker-")]
-    assert "engine-worker-1" in threads  # only a server with two instances has a second worker
+        threads = [t.name for t in threading.enumerate() if t.name.startswith("engine-1-")]
+        layout = client.get("/api/config").json()["engine_threads"]
+    assert layout["instances"] == 2
+    # Only a server with two instances has workers for a second one.
+    assert "engine-1-stream-0" in threads and "engine-1-first-audio-0" in threads
     for text, response in zip(texts, responses, strict=True):
         assert response.status_code == 200
         assert word_error_rate(text, transcribe(to_16k(to_float(pcm16(response.content)), 16000))) <= 0.15

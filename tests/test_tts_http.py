@@ -122,6 +122,10 @@ def test_catalogue_endpoints(client: httpx.Client) -> None:
     config = client.get("/api/config").json()
     assert config["engine"] == "piper" and config["native_sample_rate"] == 22050
     assert config["max_text_chars"] == 5000 and "pcm" in config["output_formats"]
+    # Piper calls run in parallel: stream threads plus as many that only start requests.
+    threads = config["engine_threads"]
+    assert threads["instances"] == 1 and threads["stream_workers"] >= 1
+    assert threads["first_audio_workers"] == threads["stream_workers"] and threads["stream_worker_nice"] == 10
 
 
 def test_health_docs_and_openapi(client: httpx.Client) -> None:

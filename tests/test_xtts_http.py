@@ -107,6 +107,13 @@ def test_built_in_speakers_and_languages(xclient: httpx.Client) -> None:
         24000,
         True,
     )
+    # A model on one device is advanced by one thread per instance.
+    assert config["engine_threads"] == {
+        "instances": 1,
+        "stream_workers": 1,
+        "first_audio_workers": 0,
+        "stream_worker_nice": 0,
+    }
 
 
 def test_built_in_speaker_whole_and_streamed(xclient: httpx.Client) -> None:

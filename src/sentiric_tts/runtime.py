@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from sentiric_tts.synthesis.errors import RateLimited
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
 from sentiric_tts.synthesis.render import RunawayGuard
 from sentiric_tts.synthesis.request import SynthesisRequest
-from sentiric_tts.synthesis.scheduler import EngineScheduler
+from sentiric_tts.synthesis.scheduler import EngineScheduler, WorkerLayout
 from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 from sentiric_tts.voices.latent_cache import LatentCache
 from sentiric_tts.voices.library import VoiceLibrary
@@ -56,6 +57,7 @@ class Runtime:
             retry_after_s=settings.retry_after_seconds,
             # Audio counts as a job's output; its segment and pause markers do not.
             is_output=lambda item: isinstance(item, np.ndarray),
+            layout=_worker_layout(settings, engine),
         )
         latent_cache = LatentCache(settings.cache_path / "latents", settings.latent_cache_entries)
         metrics = ServiceMetrics(scheduler, latent_cache)
@@ -166,3 +168,21 @@ class Runtime:
     def stop(self) -> None:
         self.begin_shutdown()
         self.scheduler.stop(drain_s=self.settings.shutdown_grace_seconds)
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _worker_layout(settings: Settings, engine: Engine) -> WorkerLayout:
+    """Scheduler threads per engine instance: see EngineScheduler and the settings they come from."""
+    if not engine.parallel_calls:
+        return WorkerLayout()
+    workers = settings.engine_workers or _usable_cpus()
+    return WorkerLayout(
+        stream_workers=workers,
+        first_audio_workers=workers if settings.first_audio_priority else 0,
+        stream_worker_nice=settings.stream_worker_nice,
+    )

@@ -99,11 +99,19 @@ class Settings(BaseSettings):
         "in steps to the largest sentence's size and stays there. false: smaller, slower.",
     )
     piper_threads: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="CPU threads a Piper call computes with when other calls run beside it "
+        "(requests at once, one per engine worker); 0: onnxruntime's choice (every core).",
+    )
+    piper_lone_call_threads: int = Field(
         0,
         ge=0,
         le=64,
-        description="CPU threads one Piper engine instance computes with; 0: onnxruntime's choice "
-        "(every core). With several engine instances, give each cores / instances.",
+        description="CPU threads a Piper call computes with when it starts alone (one caller: "
+        "faster first audio and stream); 0: every core. Costs a second copy of each voice in "
+        "memory; set it equal to piper_threads for no second copy.",
     )
 
     # --- XTTS ---
@@ -244,8 +252,29 @@ class Settings(BaseSettings):
         1,
         ge=1,
         le=16,
-        description="Engine instances, each with its own worker thread (e.g. one per GPU or "
-        "model replica); each holds its own copy of the model in memory.",
+        description="Engine instances (e.g. one per GPU or model replica), each with its own copy "
+        "of the model in memory and its own worker threads. Piper needs one: its calls already "
+        "run in parallel (engine_workers).",
+    )
+    engine_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Threads per engine instance that advance streams, when its calls can run in "
+        "parallel (Piper: one call per thread); 0: one per usable CPU core. XTTS: always 1.",
+    )
+    first_audio_priority: bool = Field(
+        True,
+        description="Piper: as many more threads per instance that only start requests, while the "
+        "threads continuing streams run at a lower OS priority (stream_worker_nice), so a new "
+        "request's first audio preempts sentences in progress instead of waiting for them.",
+    )
+    stream_worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower (Linux nice) the threads continuing streams run than those "
+        "starting requests, when first_audio_priority is on; 0: the same priority.",
     )
     max_queued_requests: int = Field(
         64,

@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from sentiric_tts.api.deps import client_identity, get_runtime
-from sentiric_tts.api.schemas import ConfigOut, LanguagesOut, LatentCacheOut, SpeakersOut, StatusOut, VoiceOut
+from sentiric_tts.api.schemas import (
+    ConfigOut,
+    EngineThreadsOut,
+    LanguagesOut,
+    LatentCacheOut,
+    SpeakersOut,
+    StatusOut,
+    VoiceOut,
+)
 from sentiric_tts.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["catalogue"], dependencies=[Depends(client_identity)])
@@ -33,6 +41,7 @@ async def languages(runtime: Runtime = Depends(get_runtime)) -> LanguagesOut:
 @router.get("/config", response_model=ConfigOut, summary="Engine, defaults and limits")
 async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
     engine, pipeline, settings = runtime.engine, runtime.pipeline, runtime.settings
+    layout = runtime.scheduler.layout
     return ConfigOut(
         engine=engine.name,
         device=engine.device,
@@ -44,6 +53,12 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
         sample_rates=list(pipeline.sample_rates),
         max_text_chars=pipeline.max_text_chars,
         max_queued_requests=settings.max_queued_requests,
+        engine_threads=EngineThreadsOut(
+            instances=len(runtime.engines),
+            stream_workers=layout.stream_workers,
+            first_audio_workers=layout.first_audio_workers,
+            stream_worker_nice=layout.stream_worker_nice if layout.first_audio_workers else 0,
+        ),
     )
 
 

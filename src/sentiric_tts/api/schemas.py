@@ -156,6 +156,15 @@ class LanguagesOut(BaseModel):
     languages: list[str]
 
 
+class EngineThreadsOut(BaseModel):
+    """How engine work is spread over threads (see the scheduling settings)."""
+
+    instances: int
+    stream_workers: int = Field(description="Threads per instance that continue streams.")
+    first_audio_workers: int = Field(description="Threads per instance that only start requests.")
+    stream_worker_nice: int = Field(description="How much lower the stream threads' OS priority is.")
+
+
 class ConfigOut(BaseModel):
     engine: str
     device: str
@@ -167,6 +176,7 @@ class ConfigOut(BaseModel):
     sample_rates: list[int]
     max_text_chars: int
     max_queued_requests: int
+    engine_threads: EngineThreadsOut
 
 
 class LatentCacheOut(BaseModel):

@@ -70,6 +70,10 @@ class Engine(Protocol):
 
     supports_cloning: bool
 
+    parallel_calls: bool
+    """Whether `synthesize` may run on several threads at once, each call on its own CPU core(s)
+    (Piper); a GPU model is advanced by one thread per instance."""
+
     def languages(self) -> list[str]:
         """Language codes this engine can speak (ISO 639-1 style, e.g. "en", "zh-cn")."""
         ...

