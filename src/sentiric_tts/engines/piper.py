@@ -76,6 +76,24 @@ def _language_of(config: dict[str, object]) -> str:
     return code.replace("_", "-").split("-")[0].lower()
 
 
+_shared_arena_lock = threading.Lock()
+_shared_arena_registered = False
+
+
+def _use_shared_arena(options: onnxruntime.SessionOptions) -> None:
+    """Every Piper session of the process allocates from one CPU arena, registered once: a voice's
+    lone and overlap sessions then share buffers instead of each keeping its own peak."""
+    global _shared_arena_registered
+    with _shared_arena_lock:
+        if not _shared_arena_registered:
+            memory = onnxruntime.OrtMemoryInfo(
+                "Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, onnxruntime.OrtMemType.DEFAULT
+            )
+            onnxruntime.create_and_register_allocator(memory, onnxruntime.OrtArenaCfg({}))
+            _shared_arena_registered = True
+    options.add_session_config_entry("session.use_env_allocators", "1")
+
+
 def _session(model: Path, threads: int, cpu_arena: bool) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -84,6 +102,8 @@ def _session(model: Path, threads: int, cpu_arena: bool) -> onnxruntime.Inferenc
     # grows in steps up to the largest input seen; the warm-up renders a full-length segment so
     # most of that growth happens before the service is ready.
     options.enable_cpu_mem_arena = cpu_arena
+    if cpu_arena:
+        _use_shared_arena(options)
     # Between calls onnxruntime's pool threads spin waiting for work by default, stealing the
     # cores from the calls running on other threads.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
