@@ -153,19 +153,24 @@ def test_a_reader_that_stops_reading_stops_its_synthesis(scheduler: EngineSchedu
     asyncio.run(main())
 
 
-def test_cancel_closes_the_engine_generator_before_its_next_chunk(scheduler: EngineScheduler) -> None:
-    tape = Tape([], "c", 1000)
+def _cancel_after_first_chunk(sched: EngineScheduler, tape: Tape) -> None:
+    """Run `tape` as a job, cancel it after its first chunk and wait until the scheduler lets go."""
 
     async def main() -> None:
-        job = scheduler.submit(lambda _: iter(tape))
+        job = sched.submit(lambda _: iter(tape))
         await job.__anext__()
         job.cancel()
         for _ in range(200):
-            if scheduler.jobs_in_flight == 0:
+            if sched.jobs_in_flight == 0:
                 break
             await asyncio.sleep(0.01)
 
     asyncio.run(main())
+
+
+def test_cancel_closes_the_engine_generator_before_its_next_chunk(scheduler: EngineScheduler) -> None:
+    tape = Tape([], "c", 1000)
+    _cancel_after_first_chunk(scheduler, tape)
     assert scheduler.jobs_in_flight == 0
     assert tape.closed and len(tape.log) <= 1 + 2
 
@@ -331,17 +336,7 @@ def test_cancelled_and_shut_down_with_first_audio_workers() -> None:
     before = set(threading.enumerate())
     sched.start()
     tape = Tape([], "c", 1000)
-
-    async def main() -> None:
-        job = sched.submit(lambda _: iter(tape))
-        await job.__anext__()
-        job.cancel()
-        for _ in range(200):
-            if sched.jobs_in_flight == 0:
-                break
-            await asyncio.sleep(0.01)
-
-    asyncio.run(main())
+    _cancel_after_first_chunk(sched, tape)
     assert sched.jobs_in_flight == 0 and tape.closed
     sched.stop(timeout_s=5)
     assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("engine-0-")]

@@ -57,7 +57,7 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
             instances=len(runtime.engines),
             stream_workers=layout.stream_workers,
             first_audio_workers=layout.first_audio_workers,
-            stream_worker_nice=layout.stream_worker_nice if layout.first_audio_workers else 0,
+            stream_worker_nice=layout.applied_stream_nice,
         ),
     )
 

@@ -65,6 +65,12 @@ class WorkerLayout:
     stream_worker_nice: int = 0
     """How much lower the stream workers' OS priority is (only with first-audio workers)."""
 
+    @property
+    def applied_stream_nice(self) -> int:
+        """The priority lowering the stream workers really get: none without first-audio workers,
+        where they also start requests and must not run those at a low priority."""
+        return self.stream_worker_nice if self.first_audio_workers else 0
+
 
 @dataclass
 class _Worker:
@@ -95,9 +101,13 @@ class EngineScheduler:
             raise ValueError("each engine instance needs a stream worker")
         self._engines = list(engines)
         self.layout = layout
-        stream_nice = layout.stream_worker_nice if layout.first_audio_workers else 0
         self._workers = [
-            _Worker(index, first_audio_only=False, nice=stream_nice, name=f"engine-{index}-stream-{n}")
+            _Worker(
+                index,
+                first_audio_only=False,
+                nice=layout.applied_stream_nice,
+                name=f"engine-{index}-stream-{n}",
+            )
             for index in range(len(self._engines))
             for n in range(layout.stream_workers)
         ] + [
@@ -111,7 +121,6 @@ class EngineScheduler:
         self._cond = threading.Condition()
         self._jobs: deque[_Job] = deque()
         self._threads: list[threading.Thread] = []
-        self._has_first_audio_workers = layout.first_audio_workers > 0
         self._stopping = False
         self._admitting = False
 
@@ -197,7 +206,7 @@ class EngineScheduler:
         going = [job for job in ready if job.produced > 0]
         if worker.first_audio_only:
             return starting[0] if starting else None
-        if self._has_first_audio_workers:
+        if self.layout.first_audio_workers:
             # Starting jobs wait for a first-audio worker: on this thread they would run at the
             # lower priority, behind the very streams they should preempt.
             return going[0] if going else None
