@@ -24,7 +24,9 @@ gradio_client = pytest.importorskip("gradio_client", reason="gradio is not insta
 AppError = gradio_client.exceptions.AppError
 
 VOICE = "en_US-joe-medium"
-TEXT = "The quick brown fox jumps over the lazy dog."
+# Whisper tiny hears this one right in every rendering tried (Piper samples its noise afresh each
+# time; "The quick brown fox ..." lost "quick" in 1 of 10).
+TEXT = "Hello there, the weather is fine today."
 
 
 def gradio(base_url: str, downloads: Path, **kwargs: Any) -> Any:
@@ -42,8 +44,7 @@ def test_speak_returns_intelligible_wav_and_timings(ui: Any, transcribe: Any) ->
     assert (rate, channels) == (22050, 1)
     assert samples.size > rate  # more than a second of speech
     heard = transcribe(to_16k(samples, rate))
-    # One word of these nine may be misheard by whisper tiny ("quick" as "quit" was seen once).
-    assert word_error_rate(TEXT, heard) <= 0.15, heard
+    assert word_error_rate(TEXT, heard) <= 0.10, heard
     assert "Time to first audio" in timing and "RTF" in timing
     assert f"voice {VOICE}, en, 22050 Hz" in timing
 
