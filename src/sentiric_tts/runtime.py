@@ -86,6 +86,7 @@ class Runtime:
             ),
             runaway=RunawayGuard(floor_s=3.0, seconds_per_char=settings.runaway_seconds_per_char),
             ssml_max_bytes=settings.ssml_max_bytes,
+            first_segment_chars=settings.first_segment_chars,
         )
         # Saved voices: every door reaches them through the pipeline's voice resolution.
         pipeline.library = LibraryVoices(
@@ -185,4 +186,5 @@ def _worker_layout(settings: Settings, engine: Engine) -> WorkerLayout:
         stream_workers=workers,
         first_audio_workers=workers if settings.first_audio_priority else 0,
         stream_worker_nice=settings.stream_worker_nice,
+        stream_worker_idle_class=settings.stream_worker_idle_class,
     )

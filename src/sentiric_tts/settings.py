@@ -105,6 +105,14 @@ class Settings(BaseSettings):
         description="CPU threads a Piper call computes with when other calls run beside it "
         "(requests at once, one per engine worker); 0: onnxruntime's choice (every core).",
     )
+    piper_stream_first_frames: int = Field(
+        48,
+        ge=0,
+        le=1024,
+        description="Piper decodes each sentence in pieces, the first this many frames long (256 "
+        "samples each: 48 is ~0.56 s at 22.05 kHz) and each next one twice as long up to 256 "
+        "frames, so a sentence is heard ~4 x sooner than if rendered whole; 0: sentences whole.",
+    )
     piper_lone_call_threads: int = Field(
         0,
         ge=0,
@@ -179,6 +187,14 @@ class Settings(BaseSettings):
     )
     sentence_pause_ms: float = Field(
         200.0, ge=0.0, le=2000.0, description="Silence between sentences, in milliseconds."
+    )
+    first_segment_chars: int = Field(
+        40,
+        ge=0,
+        le=1000,
+        description="An opening sentence longer than this is cut after its first clause (comma, "
+        "semicolon, colon, dash), so an engine that renders a segment at once (Piper) starts "
+        "speaking sooner; 0: never. Engines that stream inside a segment (XTTS) are not cut.",
     )
     crossfade_ms: float = Field(
         10.0, ge=1.0, le=100.0, description="Fade at every segment boundary, in milliseconds."
@@ -275,6 +291,12 @@ class Settings(BaseSettings):
         le=19,
         description="How much lower (Linux nice) the threads continuing streams run than those "
         "starting requests, when first_audio_priority is on; 0: the same priority.",
+    )
+    stream_worker_idle_class: bool = Field(
+        True,
+        description="With a lower priority (stream_worker_nice > 0), the threads continuing "
+        "streams are also in Linux's SCHED_IDLE class: they use only cores that nothing else "
+        "wants, and a starting request preempts them at once (nice alone leaves them ~10 %).",
     )
     max_queued_requests: int = Field(
         64,

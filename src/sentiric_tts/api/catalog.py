@@ -58,6 +58,7 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
             stream_workers=layout.stream_workers,
             first_audio_workers=layout.first_audio_workers,
             stream_worker_nice=layout.applied_stream_nice,
+            stream_worker_idle_class=layout.applied_idle_class,
         ),
     )
 

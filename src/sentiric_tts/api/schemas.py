@@ -163,6 +163,7 @@ class EngineThreadsOut(BaseModel):
     stream_workers: int = Field(description="Threads per instance that continue streams.")
     first_audio_workers: int = Field(description="Threads per instance that only start requests.")
     stream_worker_nice: int = Field(description="How much lower the stream threads' OS priority is.")
+    stream_worker_idle_class: bool = Field(description="Whether stream threads are in SCHED_IDLE.")
 
 
 class ConfigOut(BaseModel):

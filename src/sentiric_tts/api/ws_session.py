@@ -38,7 +38,7 @@ from sentiric_tts.synthesis.errors import (
 )
 from sentiric_tts.synthesis.incremental import SentenceBuffer, is_sentence_end
 from sentiric_tts.synthesis.request import SynthesisRequest
-from sentiric_tts.synthesis.text import CLAUSE_PAUSE_S
+from sentiric_tts.synthesis.text import clause_pause_s
 
 access_log = logging.getLogger("sentiric_tts.access")
 
@@ -78,6 +78,24 @@ class _Voice:
     language: str
 
 
+class ListenerClock:
+    """When a listener that plays audio in real time as it arrives will have played all of it:
+    until then, a new sentence's first audio is not awaited by anyone."""
+
+    def __init__(self) -> None:
+        self._played_out_at = 0.0
+
+    def sent(self, seconds: float, now: float) -> None:
+        self._played_out_at = max(now, self._played_out_at) + seconds
+
+    def dropped(self) -> None:
+        """The listener dropped what it had not played (a cancel)."""
+        self._played_out_at = 0.0
+
+    def waiting(self, now: float) -> bool:
+        return now >= self._played_out_at
+
+
 class SpeechSession:
     def __init__(self, runtime: Runtime, socket: WebSocket, client: str) -> None:
         self.runtime = runtime
@@ -95,6 +113,7 @@ class SpeechSession:
         self._samples = 0  # audio sent, in samples at the session rate (pauses included)
         self._queued_chars = 0
         self._previous_ended_sentence = True
+        self._listener = ListenerClock()
         self.started_at = time.perf_counter()
         self.first_audio_at: float | None = None
         self.characters = 0
@@ -111,6 +130,8 @@ class SpeechSession:
     async def _send_audio(self, pcm16: np.ndarray) -> None:
         data = self._encoder.encode(pcm16)
         self._samples += pcm16.size
+        if self._voice is not None:
+            self._listener.sent(pcm16.size / self._voice.sample_rate, time.monotonic())
         if data:
             if self.first_audio_at is None:
                 self.first_audio_at = time.perf_counter()
@@ -299,6 +320,7 @@ class SpeechSession:
             elif isinstance(item, _Flushed):
                 await self.send_event({"type": "flushed", "audio_offset": self.audio_offset})
             elif isinstance(item, _Cancelled):
+                self._listener.dropped()
                 await self.send_event(
                     {
                         "type": "cancelled",
@@ -323,6 +345,8 @@ class SpeechSession:
             sample_rate=self._voice.sample_rate if self._voice else start.sample_rate,
             ssml=ssml,
             volume_gain_db=start.volume_gain_db,
+            # While earlier sentences still play, this one's prosody matters more than its start.
+            opens_speech=self._listener.waiting(time.monotonic()),
         )
 
     async def _speak(self, sentence: _Sentence) -> None:
@@ -345,7 +369,7 @@ class SpeechSession:
             pause_s = (
                 self.runtime.settings.sentence_pause_ms / 1000.0
                 if self._previous_ended_sentence
-                else CLAUSE_PAUSE_S
+                else clause_pause_s(voice.message.params.generation_params().speed)
             )
             await self._send_audio(np.zeros(round(pause_s * voice.sample_rate), np.int16))
         self._previous_ended_sentence = is_sentence_end(sentence.text)

@@ -74,6 +74,11 @@ class Engine(Protocol):
     """Whether `synthesize` may run on several threads at once, each call on its own CPU core(s)
     (Piper); a GPU model is advanced by one thread per instance."""
 
+    streams_within_segment: bool
+    """Whether `synthesize` yields audio before the whole segment is rendered (XTTS decodes
+    every few tokens); if not (Piper), a segment's first audio costs its whole length, and the
+    pipeline cuts a request's opening sentence short."""
+
     def languages(self) -> list[str]:
         """Language codes this engine can speak (ISO 639-1 style, e.g. "en", "zh-cn")."""
         ...

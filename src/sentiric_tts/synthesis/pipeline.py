@@ -37,7 +37,7 @@ from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.synthesis.ssml import SpeechText, SsmlError, looks_like_ssml, parse_ssml
 from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 from sentiric_tts.synthesis.text import (
-    CLAUSE_PAUSE_S,
+    clause_pause_s,
     ends_sentence,
     normalize_whitespace,
     split_first_clause,
@@ -69,6 +69,7 @@ class SynthesisPipeline:
         metrics: ServiceMetrics,
         request_timeout_s: float | None = None,
         library: LibraryVoices | None = None,
+        first_segment_chars: int = 0,
     ) -> None:
         self.library = library
         self.metrics = metrics
@@ -84,6 +85,7 @@ class SynthesisPipeline:
         self.default_language = default_language
         self.default_voice = default_voice or engine.default_voice()
         self.max_text_chars = max_text_chars
+        self.first_segment_chars = first_segment_chars
         self.sample_rates = tuple(sample_rates)
         self.output_formats = OUTPUT_FORMATS
         self.language_detector = LanguageDetector(engine.languages())
@@ -218,6 +220,11 @@ class SynthesisPipeline:
         output_format, sample_rate = self._check_output(request)
 
         items: list[PlanItem] = []
+        # The request's first audio waits for its first segment, whole on an engine that renders
+        # a segment at once: a long opening sentence is cut after its first clause.
+        first_cut = (
+            0 if self.engine.streams_within_segment or not request.opens_speech else self.first_segment_chars
+        )
         for piece in pieces:
             if not isinstance(piece, SpeechText):
                 items.append(piece)  # type: ignore[arg-type]  # Pause or Mark
@@ -238,12 +245,11 @@ class SynthesisPipeline:
             params = dataclasses.replace(request.params, speed=speed)
             spoken = normalize_whitespace(normalize_text(piece.text, piece_language))
             pieces_of_text = split_for_engine(spoken, self.engine.max_segment_chars(piece_language))
-            if not any(isinstance(item, Segment) for item in items) and pieces_of_text:
-                # The request's first audio waits for its first segment: cut it after a clause.
-                pieces_of_text[:1] = split_first_clause(pieces_of_text[0])
+            if pieces_of_text and not any(isinstance(item, Segment) for item in items):
+                pieces_of_text[:1] = split_first_clause(pieces_of_text[0], first_cut)
             previous: str | None = None
             for text in pieces_of_text:
-                pause = None if previous is None or ends_sentence(previous) else CLAUSE_PAUSE_S
+                pause = None if previous is None or ends_sentence(previous) else clause_pause_s(speed)
                 items.append(Segment(text, piece_language, piece_voice, params, piece.prosody, pause))
                 previous = text
         return SynthesisPlan(

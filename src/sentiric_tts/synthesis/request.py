@@ -25,6 +25,10 @@ class SynthesisRequest:
     """Gain on top of loudness normalisation."""
     detect_language: bool = False
     """With no `language` (and no SSML xml:lang): guess it from the text before the default."""
+    opens_speech: bool = True
+    """Whether a listener waits for this request's first audio (not so for a WebSocket sentence
+    whose listener still has earlier sentences to play): then its opening sentence may be cut
+    after its first clause (`first_segment_chars`), trading a little prosody for a sooner start."""
 
 
 @dataclass(frozen=True)

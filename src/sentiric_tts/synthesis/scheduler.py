@@ -9,7 +9,8 @@ Each instance has `stream_workers` threads that advance jobs one chunk at a time
 may have `first_audio_workers` threads that only advance jobs that have not produced audio yet.
 Engine calls cannot be interrupted, so fairness at chunk granularity alone still leaves a new
 request waiting for the sentences already in progress; with the stream workers at a lower OS
-priority (`stream_worker_nice`), the kernel preempts them while a first-audio worker renders,
+priority (`stream_worker_nice`, and Linux's SCHED_IDLE class), the kernel preempts them while a
+first-audio worker renders,
 and a new request's first audio costs about what it costs on an idle service. Engines that
 cannot run calls in parallel (a GPU model) get one stream worker and no first-audio worker.
 
@@ -64,12 +65,18 @@ class WorkerLayout:
     first_audio_workers: int = 0
     stream_worker_nice: int = 0
     """How much lower the stream workers' OS priority is (only with first-audio workers)."""
+    stream_worker_idle_class: bool = False
+    """Stream workers also in Linux's SCHED_IDLE class (with a lowered priority only)."""
 
     @property
     def applied_stream_nice(self) -> int:
         """The priority lowering the stream workers really get: none without first-audio workers,
         where they also start requests and must not run those at a low priority."""
         return self.stream_worker_nice if self.first_audio_workers else 0
+
+    @property
+    def applied_idle_class(self) -> bool:
+        return self.stream_worker_idle_class and self.applied_stream_nice > 0
 
 
 @dataclass
@@ -78,6 +85,7 @@ class _Worker:
     first_audio_only: bool
     nice: int
     name: str
+    idle_class: bool = False
 
 
 class EngineScheduler:
@@ -107,6 +115,7 @@ class EngineScheduler:
                 first_audio_only=False,
                 nice=layout.applied_stream_nice,
                 name=f"engine-{index}-stream-{n}",
+                idle_class=layout.applied_idle_class,
             )
             for index in range(len(self._engines))
             for n in range(layout.stream_workers)
@@ -213,7 +222,7 @@ class EngineScheduler:
         return (starting or going or [None])[0]
 
     def _run(self, worker: _Worker) -> None:
-        lower_current_thread_priority(worker.nice)
+        lower_current_thread_priority(worker.nice, worker.idle_class)
         engine = self._engines[worker.instance]
         while True:
             with self._cond:

@@ -43,7 +43,13 @@ _CONTROL_CHARS = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u2
 
 
 CLAUSE_PAUSE_S = 0.12
-"""Silence between pieces of one sentence cut at a clause: a comma's pause."""
+"""Silence between pieces of one sentence cut at a clause: a comma's pause, at speed 1."""
+
+
+def clause_pause_s(speed: float) -> float:
+    """A comma's pause when speaking at `speed`: the engine's own pauses shrink as it speaks
+    faster, so a sentence cut at a clause keeps the length it would have whole."""
+    return CLAUSE_PAUSE_S / speed
 
 
 def normalize_whitespace(text: str) -> str:
@@ -145,14 +151,16 @@ def ends_sentence(text: str) -> bool:
     return bool(_SENTENCE_FINAL.search(text))
 
 
-def split_first_clause(text: str, min_chars: int = 20, max_chars: int = 90) -> list[str]:
-    """Cut a long opening sentence after its first clause, so its first audio comes sooner."""
-    if len(text) <= max_chars:
+def split_first_clause(text: str, longer_than: int) -> list[str]:
+    """Cut an opening sentence longer than `longer_than` characters after its first clause, so
+    that its first audio comes sooner: an engine that renders a segment at once needs time in
+    proportion to its length. A sentence with no clause break before its end is kept whole: a cut
+    between words would break its intonation."""
+    if longer_than <= 0 or len(text) <= longer_than:
         return [text]
     for match in _CLAUSE_BREAK.finditer(text):
-        cut = match.start() + len(match.group().rstrip())
-        if min_chars <= cut <= max_chars:
-            return [text[:cut].strip(), text[match.end() :].strip()]
-        if cut > max_chars:
-            break
+        head = text[: match.start() + len(match.group().rstrip())].strip()
+        tail = text[match.end() :].strip()
+        if any(char.isalnum() for char in head) and tail:
+            return [head, tail]
     return [text]
