@@ -193,8 +193,9 @@ class Settings(BaseSettings):
         ge=0,
         le=1000,
         description="An opening sentence longer than this is cut after its first clause (comma, "
-        "semicolon, colon, dash), so an engine that renders a segment at once (Piper) starts "
-        "speaking sooner; 0: never. Engines that stream inside a segment (XTTS) are not cut.",
+        "semicolon, colon, dash), so an engine that renders a segment at once (Piper with "
+        "piper_stream_first_frames=0) starts speaking sooner; 0: never. Engines that stream "
+        "inside a segment (XTTS, Piper by default) are not cut.",
     )
     crossfade_ms: float = Field(
         10.0, ge=1.0, le=100.0, description="Fade at every segment boundary, in milliseconds."

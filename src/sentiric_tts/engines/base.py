@@ -76,8 +76,9 @@ class Engine(Protocol):
 
     streams_within_segment: bool
     """Whether `synthesize` yields audio before the whole segment is rendered (XTTS decodes
-    every few tokens); if not (Piper), a segment's first audio costs its whole length, and the
-    pipeline cuts a request's opening sentence short."""
+    every few tokens, Piper decodes a sentence in pieces); if not (Piper with pieces off), a
+    segment's first audio costs its whole length, and the pipeline cuts a request's opening
+    sentence short."""
 
     def languages(self) -> list[str]:
         """Language codes this engine can speak (ISO 639-1 style, e.g. "en", "zh-cn")."""

@@ -86,7 +86,8 @@ class PiperModel:
         speaker_id: int | None = None,
     ) -> None:
         """`speaker_id`: the speaker a multi-speaker voice speaks with (its config's default)."""
-        self.split = split
+        # Only the name is kept: the graphs' bytes are in the sessions now.
+        self._latent_name = split.latent_name if split is not None else None
         self._speaker_id = speaker_id
         if split is not None:
             self._encoder = make_session(split.encoder)
@@ -120,12 +121,13 @@ class PiperModel:
 
     def decode(self, latent: np.ndarray, start: int, end: int) -> np.ndarray:
         """Samples of frames [start, end), decoded with context on both sides and trimmed."""
-        assert self._decoder is not None and self.split is not None
+        assert self._decoder is not None and self._latent_name is not None
         frames = latent.shape[-1]
         lo, hi = max(0, start - DECODER_CONTEXT_FRAMES), min(frames, end + DECODER_CONTEXT_FRAMES)
-        audio = np.asarray(self._decoder.run(None, {self.split.latent_name: latent[:, :, lo:hi]})[0]).reshape(
-            -1
-        )
+        if end <= start or hi <= lo:
+            return np.zeros(0, dtype=np.float32)
+        window = latent[:, :, lo:hi]
+        audio = np.asarray(self._decoder.run(None, {self._latent_name: window})[0]).reshape(-1)
         hop = audio.size // (hi - lo)
         return audio[(start - lo) * hop : (end - lo) * hop]
 
