@@ -5,6 +5,7 @@ then nothing is cut."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +128,31 @@ def test_the_listener_clock_tells_when_sent_audio_has_played_out() -> None:
     assert not clock.waiting(now=110.5)
     clock.dropped()  # a cancel: the listener drops what it had queued
     assert clock.waiting(now=110.5)
+
+
+def test_a_long_opening_sentence_is_heard_from_its_first_piece(tmp_path: Path) -> None:
+    """Through the whole pipeline (scheduler, joins, loudness, encoder): the stream's first audio
+    is the sentence's first decoded piece, not the sentence, and the pieces add up to it all."""
+    sentence = (
+        "Thank you for calling the support line of the city library where the reading room is open "
+        "every day from nine in the morning until eight in the evening."
+    )
+    runtime = Runtime.build(isolated_settings(tmp_path))
+    runtime.start()
+
+    async def audio_chunks(request: SynthesisRequest) -> list[int]:
+        stream = await runtime.start_speech(request, door="test")
+        return [len(chunk) // 2 async for chunk in stream.chunks() if chunk]
+
+    try:
+        assert runtime.engine.streams_within_segment
+        request = SynthesisRequest(text=sentence, output_format="pcm")
+        assert len(runtime.pipeline.plan(request).segments) == 1
+        streamed = asyncio.run(audio_chunks(request))
+    finally:
+        runtime.stop()
+    rate = runtime.engine.sample_rate
+    total = sum(streamed)
+    assert total > 5 * rate  # one sentence of several seconds
+    # The first piece is 48 frames of 256 samples (~0.56 s), give or take the trimmed lead-in.
+    assert 0.2 * rate < streamed[0] < 0.6 * rate, streamed[:3]
