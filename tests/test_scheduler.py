@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from sentiric_tts.engines.thread_priority import current_thread_nice
+from sentiric_tts.engines.thread_priority import current_thread_in_idle_class, current_thread_nice
 from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
 from sentiric_tts.synthesis.scheduler import EngineScheduler, WorkerLayout
 
@@ -227,14 +227,16 @@ def test_several_engine_instances_work_in_parallel_and_keep_jobs_on_one_instance
 # --- first-audio workers: new requests preempt streams in progress ---
 
 
-def _lanes(stream_workers: int = 1, first_audio_workers: int = 1, nice: int = 5) -> EngineScheduler:
+def _lanes(
+    stream_workers: int = 1, first_audio_workers: int = 1, nice: int = 5, idle_class: bool = False
+) -> EngineScheduler:
     return EngineScheduler(
         [object()],
         max_jobs=8,
         buffer_chunks=2,
         retry_after_s=1,
         is_output=lambda item: isinstance(item, np.ndarray),
-        layout=WorkerLayout(stream_workers, first_audio_workers, nice),
+        layout=WorkerLayout(stream_workers, first_audio_workers, nice, idle_class),
     )
 
 
@@ -274,13 +276,15 @@ def test_a_new_request_gets_its_first_audio_while_a_stream_chunk_is_still_comput
 
 
 def test_first_audio_runs_on_first_audio_threads_and_streams_continue_at_lower_priority() -> None:
-    sched = _lanes(stream_workers=2, first_audio_workers=1, nice=5)
+    sched = _lanes(stream_workers=2, first_audio_workers=1, nice=5, idle_class=True)
     sched.start()
-    seen: dict[str, list[tuple[str, int | None]]] = {}
+    seen: dict[str, list[tuple[str, int | None, bool]]] = {}
 
     def job(name: str) -> Iterator[np.ndarray]:
         for index in range(6):
-            seen.setdefault(name, []).append((threading.current_thread().name, current_thread_nice()))
+            seen.setdefault(name, []).append(
+                (threading.current_thread().name, current_thread_nice(), current_thread_in_idle_class())
+            )
             yield np.full(4, index, dtype=np.float32)
 
     async def main() -> list[list[float]]:
@@ -299,12 +303,13 @@ def test_first_audio_runs_on_first_audio_threads_and_streams_continue_at_lower_p
     # Every job's chunks arrive whole and in order, although several threads advanced it.
     assert chunks == [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]] * 3
     for calls in seen.values():
-        first_thread, first_nice = calls[0]
+        first_thread, first_nice, first_idle = calls[0]
         assert "first-audio" in first_thread
-        assert all("stream" in thread for thread, _ in calls[1:])
+        assert all("stream" in thread for thread, _, _ in calls[1:])
         if base is not None:  # Linux: the kernel knows the stream threads are less urgent
-            assert first_nice == base
-            assert all(nice == min(19, base + 5) for _, nice in calls[1:])
+            assert first_nice == base and not first_idle
+            # ... and runs them only on cores no normal thread wants (SCHED_IDLE).
+            assert all(nice == min(19, base + 5) and idle for _, nice, idle in calls[1:])
 
 
 def test_stream_workers_of_one_instance_advance_jobs_in_parallel() -> None:

@@ -10,9 +10,9 @@ may have `first_audio_workers` threads that only advance jobs that have not prod
 Engine calls cannot be interrupted, so fairness at chunk granularity alone still leaves a new
 request waiting for the sentences already in progress; with the stream workers at a lower OS
 priority (`stream_worker_nice`, and Linux's SCHED_IDLE class), the kernel preempts them while a
-first-audio worker renders,
-and a new request's first audio costs about what it costs on an idle service. Engines that
-cannot run calls in parallel (a GPU model) get one stream worker and no first-audio worker.
+first-audio worker renders, and a new request's first audio costs about what it costs on an idle
+service. Engines that cannot run calls in parallel (a GPU model) get one stream worker and no
+first-audio worker.
 
 Without first-audio workers, jobs that have produced no output yet go first, the rest take
 turns. A job whose consumer has `buffer_chunks` chunks unread is skipped until it reads
