@@ -30,9 +30,10 @@ from sentiric_tts.engines.thread_priority import call_at_lower_priority, current
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Piper has no hard input limit, but it renders a segment at once: a long one delays its own
-# first audio and holds the engine while other requests wait for their turn. Longer sentences
-# are cut at clauses (with a comma-length pause), so every engine step stays short.
+# Piper has no hard input limit, but a segment is one or two uninterruptible engine calls (whole,
+# or a short first piece and the rest): a long one holds a thread, and the memory its tensors
+# need, for long. Longer sentences are cut at clauses (with a comma-length pause), so every
+# engine step stays short.
 _WARMUP_TEXT = (
     "Thank you for calling, your order number nineteen was shipped on Friday morning, and the driver "
     "will ring twice when he arrives at the front door of your building with the parcel"
