@@ -258,14 +258,13 @@ class PiperEngine:
         loaded = self._voices.get(voice.id)
         if loaded is None:
             raise KeyError(f"unknown Piper voice {voice.id!r}")
-        noise = loaded.text.config.noise_scale if self._noise_scale is None else self._noise_scale
-        scales = (noise, loaded.length_scale / params.speed, self._duration_noise)
-        natural = (noise, loaded.length_scale, self._duration_noise)
+        scales, natural = self._scales(loaded, params.speed), self._scales(loaded, 1.0)
+        speed_changed = abs(params.speed - 1.0) > 0.01
         can_stream = (
             self._chunks is not None
             and loaded.narrow.streams
             and loaded.sample_rate == self.sample_rate
-            and abs(params.speed - 1.0) <= 0.01
+            and not speed_changed
         )
         for phonemes in loaded.text.phonemize(text):
             if not phonemes:
@@ -274,12 +273,12 @@ class PiperEngine:
             # Pieces cost a little more decoding (their joins), so only a sentence that someone
             # waits for is cut: one started at normal priority (the scheduler starts requests
             # there), not one a stream thread renders while earlier audio still plays.
-            if can_stream and not self._in_background():
+            if can_stream and not self._is_background(current_thread_nice() or 0):
                 assert self._chunks is not None
                 yield from self._pieces(loaded, phoneme_ids, scales, self._chunks)
                 continue
             audio = _clipped(self._call(loaded, PiperModel.render, phoneme_ids, scales))
-            if abs(params.speed - 1.0) > 0.01:
+            if speed_changed:
                 # Length scale alone changes duration less than proportionally (phoneme durations
                 # are rounded up to whole frames): measure the natural length and land exactly on
                 # natural / speed. Durations are deterministic (duration noise 0), so the natural
@@ -289,6 +288,11 @@ class PiperEngine:
             if loaded.sample_rate != self.sample_rate:
                 audio = resample(audio, loaded.sample_rate, self.sample_rate)
             yield audio
+
+    def _scales(self, loaded: _LoadedVoice, speed: float) -> tuple[float, float, float]:
+        """The model's `scales` input: noise, length (1 / speed), duration noise."""
+        noise = loaded.text.config.noise_scale if self._noise_scale is None else self._noise_scale
+        return (noise, loaded.length_scale / speed, self._duration_noise)
 
     def _pieces(
         self,
@@ -327,13 +331,14 @@ class PiperEngine:
             with self._calls_lock:
                 self._calls_running[nice] -= 1
 
-    def _in_background(self) -> bool:
-        return (current_thread_nice() or 0) > self._base_nice
+    def _is_background(self, nice: int) -> bool:
+        """Whether a call at this nice value comes from a thread the scheduler lowered."""
+        return nice > self._base_nice
 
     def _model_for(self, loaded: _LoadedVoice, nice: int, rivals: int) -> PiperModel:
         if rivals or loaded.wide is None:
             return loaded.narrow
-        if nice > self._base_nice and loaded.background_wide is not None:
+        if self._is_background(nice) and loaded.background_wide is not None:
             return loaded.background_wide
         return loaded.wide
 
@@ -342,7 +347,7 @@ class PiperEngine:
         # it now, in every session of the default voice.
         loaded = self._voices[self._default]
         text = _WARMUP_TEXT[: _MAX_SEGMENT_CHARS - 1].rsplit(" ", 1)[0] + "."
-        scales = (loaded.text.config.noise_scale, loaded.length_scale, self._duration_noise)
+        scales = self._scales(loaded, 1.0)
         for phonemes in loaded.text.phonemize(text):
             phoneme_ids = loaded.text.phonemes_to_ids(phonemes)
             for model in loaded.models():
