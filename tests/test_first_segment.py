@@ -141,7 +141,7 @@ def test_a_long_opening_sentence_is_heard_from_its_first_piece(tmp_path: Path) -
     runtime.start()
 
     async def audio_chunks(request: SynthesisRequest) -> list[int]:
-        stream = await runtime.start_speech(request, door="test")
+        stream = await runtime.start_speech(request, "test-client", door="test")
         return [len(chunk) // 2 async for chunk in stream.chunks() if chunk]
 
     try:

@@ -79,9 +79,31 @@ def test_five_metres_but_five_min() -> None:
     assert normalize_text("5 min", "en") == "five min"
 
 
-@pytest.mark.parametrize("language", ["zh-cn", "hi", "xx"])
-def test_unsupported_languages_are_left_alone(language: str) -> None:
-    assert normalize_text("  价格   5 元 2024-03-05 ", language) == "价格 5 元 2024-03-05"
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [("zh-cn", "价格 5 元 2024-03-05"), ("hi", "कीमत 5 रुपये 2024-03-05"), ("xx", "价格 5 元 2024-03-05")],
+)
+def test_unsupported_languages_are_left_alone(language: str, text: str) -> None:
+    assert normalize_text(f"  {text.replace(' ', '   ')} ", language) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "expected"),
+    [
+        ("We flew to Москва, then to 北京.", "en", "We flew to Moskva, then to Bei Jing."),
+        ("Das Café in Αθήνα", "de", "Das Café in Athina"),
+        ("Привет, iPhone и 東京", "ru", "Привет, iPhone и Dong Jing"),
+        ("東京で会いましょう", "ja", "東京で会いましょう"),  # Han and kana are Japanese
+        ("서울 東京", "ko", "서울 東京"),
+        ("Hi中文x", "en", "Hi Zhong Wen x"),  # spaced from the letters around them
+    ],
+)
+def test_letters_of_other_scripts_are_spelled_in_latin(text: str, language: str, expected: str) -> None:
+    assert normalize_text(text, language) == expected
+
+
+def test_languages_of_unknown_script_keep_every_letter() -> None:
+    assert normalize_text("Москва 北京", "xx") == "Москва 北京"
 
 
 def test_regional_codes_map_to_their_language() -> None:

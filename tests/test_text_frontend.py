@@ -5,16 +5,53 @@ from __future__ import annotations
 import pytest
 
 from sentiric_tts.synthesis.text import (
+    SIGN_WEIGHT,
+    WIDE_CHAR_WEIGHT,
+    clean_text,
     ends_sentence,
-    normalize_whitespace,
     split_first_clause,
     split_for_engine,
     split_sentences,
+    spoken_length,
 )
 
 
 def test_whitespace_and_invisible_characters_are_cleaned() -> None:
-    assert normalize_whitespace("  Hello\u200b \n\t world\u0007 ") == "Hello world"
+    assert clean_text("  Hello\u200b \n\t world\u0007 ") == "Hello world"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello \ud800world\udfff", "Hello world"),  # lone surrogates: no text at all
+        ("a\ufffeb\uffffc\ufdd0d", "abcd"),  # noncharacters
+        ("pri\ue000vate \U000f0000use", "private use"),
+        ("co\u00adoperate \u202eright\u2066 to left", "cooperate right to left"),  # invisible marks
+        ("Great job\U0001f44d\U0001f3fd! \U0001f1e9\U0001f1ea", "Great job !"),  # emoji, flags
+        ("Press #\ufe0f\u20e3 now \u2764\ufe0f", "Press # now"),  # keycap, variation selector
+        ("\u00a9 2024 Acme\u2122", "\u00a9 2024 Acme\u2122"),  # letterlike signs are words
+        ("e\u0301 = \u00e9", "\u00e9 = \u00e9"),  # NFC
+        ("Vi\u1ec7t e\u0302\u0323", "Vi\u1ec7t \u1ec7"),  # real diacritic stacks stay
+        ("Z" + "\u0336\u0317\u0353" * 10 + "algo", "Zalgo"),  # a flood of marks: the letter alone
+        ("\u0301" * 50 + "x", "x"),
+        ("Sooooooo gooood!!!!!!!", "Sooo goood!!!"),
+        ("x" * 5000, "xxx"),
+        ("hahahahahaha " + "ab" * 100, "hahaha ababab"),
+        ("Schifffahrt, www.example.com, III, Mississippi", "Schifffahrt, www.example.com, III, Mississippi"),
+        ("1000000 and 7777777777777777", "1000000 and 7777777777777777"),  # digits are numbers
+        ('Wait...... "what?!?!?!?!")', 'Wait... "what?!?!'),  # a run of signs: its first four
+        ("====>>>>", "===>"),
+    ],
+)
+def test_clean_up_per_class(text: str, expected: str) -> None:
+    assert clean_text(text) == expected
+
+
+def test_spoken_length_weighs_what_takes_longer_to_say() -> None:
+    assert spoken_length("Hello world.") == len("Hello world.")
+    assert spoken_length("中文") == 2 * WIDE_CHAR_WEIGHT
+    assert spoken_length("# %") == 2 * SIGN_WEIGHT + 1
+    assert spoken_length('Yes, (quoted) "words"; done!') == len('Yes, (quoted) "words"; done!')
 
 
 def test_sentences_keep_their_punctuation() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
+from sentiric_tts.voices.library_records import Latents, decode_latents, encode_latents
 from tests.support.audio import encode_with_av, parse_wav, pcm16
 from tests.support.random_xtts import SPEAKER_NAMES, XTTS_LANGUAGES
 from tests.support.server import isolated_settings, running_server
@@ -290,11 +290,13 @@ def test_survives_restart_recomputes_after_a_model_change_and_piper_refuses(
     with running_server(settings) as url, httpx.Client(base_url=url, timeout=300) as client:
         voice = created(client, "Keeper", clips[:2], description="kept")
         first_audio = speak(client, voice="Keeper").content
-    database = tmp_path / "voices" / "library.db"
-    with sqlite3.connect(database) as db:
-        (model,) = db.execute("SELECT latents_model FROM voices WHERE id = ?", (voice["id"],)).fetchone()
-        # As if the latents had been made by other weights; and no cache to fall back on.
-        db.execute("UPDATE voices SET latents_model = 'older-weights|xtts-cond' WHERE id = ?", (voice["id"],))
+    latents_file = tmp_path / "voices" / voice["id"] / "latents.bin"
+    stored = decode_latents(latents_file.read_bytes())
+    assert stored is not None
+    model = stored.model
+    # As if the latents had been made by other weights; and no cache to fall back on.
+    older = Latents("older-weights|xtts-cond", stored.reference_digest, stored.data)
+    latents_file.write_bytes(encode_latents(older))
     for cached in (tmp_path / "cache" / "latents").glob("*.latents"):
         cached.unlink()
 
@@ -306,8 +308,8 @@ def test_survives_restart_recomputes_after_a_model_change_and_piper_refuses(
         assert misses(client) == 1, "the first use after a model change recomputes the latents"
         assert speak(client, voice="Keeper").status_code == 200
         assert misses(client) == 1, "then they are kept"
-    with sqlite3.connect(database) as db:
-        assert db.execute("SELECT latents_model FROM voices").fetchone() == (model,)
+    kept = decode_latents(latents_file.read_bytes())
+    assert kept is not None and kept.model == model
 
     with running_server(isolated_settings(tmp_path)) as url, httpx.Client(base_url=url, timeout=60) as client:
         listing = client.get("/api/voices").json()["voices"]

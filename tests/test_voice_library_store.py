@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from sentiric_tts.synthesis.errors import RequestError
-from sentiric_tts.voices.library import Latents, NewSample, VoiceLibrary
+from sentiric_tts.voices.library import VoiceLibrary
+from sentiric_tts.voices.library_records import Latents, NewSample
 
 MODEL_A = "fingerprint-a|xtts-cond:len=6"
 MODEL_B = "fingerprint-b|xtts-cond:len=6"
@@ -45,7 +46,7 @@ def test_create_read_update_delete_and_reopen(tmp_path: Path) -> None:
     assert voice.created_at.endswith("Z") and voice.created_at == voice.updated_at
     assert store.sample_files(voice.id) == [("a.wav", b"AAA"), ("b.mp3", b"BB")]
     assert store.sample_file(voice.id, None) == ("a.wav", b"AAA")
-    assert store.find("night reader") == voice and store.find(voice.id) == voice
+    assert store.get(voice.id) == voice and store.has_name("night reader", owner=None)
 
     renamed = store.update(voice.id, name="Day Reader", clear_language=True)
     assert (renamed.name, renamed.language, renamed.description) == ("Day Reader", None, "calm")
@@ -159,14 +160,20 @@ def test_concurrent_creates_with_one_name_make_one_voice(tmp_path: Path) -> None
     assert voice_folders(tmp_path) == [store.list()[0].id], "the losers leave no files"
 
 
-def test_unfinished_folders_are_swept_at_open(tmp_path: Path) -> None:
+def test_unfinished_folders_are_swept_at_open_and_nothing_else(tmp_path: Path) -> None:
     store = VoiceLibrary(tmp_path, max_voices=10)
     kept = store.create("Ada", None, "", [sample()], latents())
-    (tmp_path / ".tmp-v_0123456789ab").mkdir()  # a create that crashed before its commit
-    (tmp_path / "v_ba9876543210").mkdir()  # a delete that crashed after its commit
+    (tmp_path / ".tmp-v_0123456789ab").mkdir()  # a create that crashed before its rename
+    (tmp_path / ".del-v_ba9876543210").mkdir()  # a delete that crashed before its removal
     (tmp_path / "piper").mkdir()  # not the library's: the Piper voices folder lives here too
-    VoiceLibrary(tmp_path, max_voices=10)
-    assert voice_folders(tmp_path) == sorted([kept.id, "piper"])
+    stranger = tmp_path / "v_00000000abcd"  # no voice.json and no row: kept, never guessed at
+    stranger.mkdir()
+    (stranger / "s_000000000001.clip").write_bytes(b"someone's clip")
+    reopened = VoiceLibrary(tmp_path, max_voices=10)
+    assert voice_folders(tmp_path) == sorted([kept.id, "piper", stranger.name])
+    assert (stranger / "s_000000000001.clip").read_bytes() == b"someone's clip"
+    assert reopened.recovery.unreadable == [stranger.name] and reopened.recovery.leftovers == 2
+    assert [v.id for v in reopened.list()] == [kept.id]
 
 
 def test_rows_and_files_agree_after_a_failed_add(tmp_path: Path) -> None:

@@ -11,10 +11,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from sentiric_tts import __version__
 from sentiric_tts.api import catalog, health, metrics, openai_compat, tts, voices, ws_tts
+from sentiric_tts.api.body_limits import BodyLimitMiddleware, BodyLimits
 from sentiric_tts.api.errors import install_error_handlers
 from sentiric_tts.api.middleware import RequestContextMiddleware
+from sentiric_tts.api.origin_guard import AllowedHosts, OriginGuard
+from sentiric_tts.api.shutdown_cut import ShutdownCutMiddleware
 from sentiric_tts.grpc_door.server import GrpcDoor
-from sentiric_tts.runtime import Runtime
+from sentiric_tts.runtime import CUT_SETTLE_S, Runtime
 from sentiric_tts.settings import Settings, get_settings
 from sentiric_tts.web import mount_dashboard
 from sentiric_tts.web.gradio_ui import mount_gradio
@@ -38,8 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await grpc_door.start(runtime)  # raises (and the process exits) if it cannot serve
             yield
         finally:
+            # After a signal the server has drained and cut already (cli.py); these return at once.
+            runtime.begin_shutdown()
+            await runtime.drain(settings.shutdown_grace_seconds)
+            runtime.cut()
             if grpc_door is not None:
-                await grpc_door.stop(settings.shutdown_grace_seconds)
+                await grpc_door.stop(CUT_SETTLE_S)  # calls cut above need only send their status
             await anyio.to_thread.run_sync(runtime.stop)
 
     app = FastAPI(
@@ -62,6 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws_tts.router)
     mount_dashboard(app)
     mount_gradio(app, settings)
+    # Innermost: its 413 passes through CORS (a browser can read it) and the request log.
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.from_settings(settings))
+    app.add_middleware(ShutdownCutMiddleware)
+    app.add_middleware(
+        OriginGuard, cors_origins=settings.cors_origin_list, allowed_hosts=AllowedHosts.for_settings(settings)
+    )
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -19,28 +20,57 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from sentiric_tts.app import create_app
+    from sentiric_tts.http_server import uvicorn_config
+    from sentiric_tts.runtime import CUT_SETTLE_S
 
+    if args.host:
+        # The bind address is one of the host names the service answers to (api/origin_guard.py).
+        settings = settings.model_copy(update={"host": args.host})
     app = create_app(settings)
 
     class _DrainingServer(uvicorn.Server):
-        """On SIGTERM/SIGINT: readiness turns 503 and no new synthesis is admitted at once;
-        uvicorn then stops accepting connections and lets in-flight responses finish (up to
-        TTS_SHUTDOWN_GRACE_SECONDS) before the engine stops."""
+        """SIGTERM/SIGINT: readiness turns 503 and no new synthesis is admitted, while the
+        listener stays open (health probes, responses in flight). Once in-flight work has drained,
+        or TTS_SHUTDOWN_GRACE_SECONDS have passed, what is left is cut so that each door reports
+        an error, then uvicorn stops and the process exits 0. A second signal ends the drain."""
+
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self._signals = 0
+            self._shutdown: asyncio.Task[None] | None = None
+            self._drain: asyncio.Task[None] | None = None
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            runtime = getattr(app.state, "runtime", None)
+            # A signal handler: set flags only, `on_tick` acts on them. uvicorn's own handler
+            # records the signal to raise it again on exit (status 143 after a clean drain).
+            self._signals += 1
+            if not self.started:
+                self.should_exit = True  # still starting: nothing to drain
+
+        async def on_tick(self, counter: int) -> bool:
+            if self._signals and self._shutdown is None:
+                self._shutdown = asyncio.create_task(self._drain_then_exit())
+            if self._signals > 1 and self._drain is not None:
+                self._drain.cancel()
+            return await super().on_tick(counter)
+
+        async def _drain_then_exit(self) -> None:
+            deadline = time.monotonic() + settings.shutdown_grace_seconds
+            runtime = app.state.runtime
             if runtime is not None:
                 runtime.begin_shutdown()
-            super().handle_exit(sig, frame)
+                self._drain = asyncio.ensure_future(runtime.drain(settings.shutdown_grace_seconds))
+                await asyncio.wait({self._drain})  # done, or cancelled by a second signal
+                runtime.cut()
+            # Let the doors tell their clients (error events, statuses) before uvicorn closes
+            # the connections; then uvicorn waits only for what is left of the grace.
+            settle_until = time.monotonic() + CUT_SETTLE_S
+            while self.server_state.tasks and time.monotonic() < settle_until:
+                await asyncio.sleep(0.05)
+            self.config.timeout_graceful_shutdown = max(1, round(deadline - time.monotonic()))
+            self.should_exit = True
 
-    config = uvicorn.Config(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,  # keep our own logging set-up
-        access_log=False,  # our middleware writes one richer line per request
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-    )
+    config = uvicorn_config(app, settings, host=args.host or settings.host, port=args.port or settings.port)
     server = _DrainingServer(config)
     server.run()
     # uvicorn.run() exits 3 when start-up failed (the lifespan raised); serving directly, so do we.

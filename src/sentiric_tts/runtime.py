@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -12,21 +14,26 @@ import numpy as np
 
 from sentiric_tts.api.security import ApiKeys, ClientLimits
 from sentiric_tts.audio.reference import ReferenceLimits
-from sentiric_tts.engines.base import Engine
+from sentiric_tts.engines.base import BatchedEngine, Engine
 from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.settings import Settings
 from sentiric_tts.synthesis.errors import RateLimited
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
 from sentiric_tts.synthesis.render import RunawayGuard
-from sentiric_tts.synthesis.request import SynthesisRequest
+from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
 from sentiric_tts.synthesis.scheduler import EngineScheduler, WorkerLayout
 from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
+from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.latent_cache import LatentCache
 from sentiric_tts.voices.library import VoiceLibrary
 from sentiric_tts.voices.library_voices import LibraryVoices
 
 log = logging.getLogger(__name__)
+
+_DRAIN_POLL_S = 0.05
+CUT_SETTLE_S = 2.0
+"""After a shutdown cut, how long the doors get to tell their clients (error events, statuses)."""
 
 
 @dataclass
@@ -42,6 +49,8 @@ class Runtime:
     ready: bool = field(default=False)
     shutdown_listeners: list[Callable[[], None]] = field(default_factory=list)
     """Told when shutdown begins (e.g. gRPC health turns NOT_SERVING); may run on any thread."""
+    draining: bool = field(default=False)
+    """Shutdown has begun: readiness says so while in-flight work finishes."""
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -87,16 +96,27 @@ class Runtime:
             runaway=RunawayGuard(floor_s=3.0, seconds_per_char=settings.runaway_seconds_per_char),
             ssml_max_bytes=settings.ssml_max_bytes,
             first_segment_chars=settings.first_segment_chars,
+            max_audio_seconds=settings.max_audio_seconds,
+            max_pause_seconds=settings.max_pause_seconds,
         )
         # Saved voices: every door reaches them through the pipeline's voice resolution.
+        store = VoiceLibrary(settings.voice_library_path, settings.voice_library_max_voices)
         pipeline.library = LibraryVoices(
-            VoiceLibrary(settings.voice_library_path, settings.voice_library_max_voices),
+            store,
             engine,
             scheduler,
             latent_cache,
             pipeline.reference_limits,
             memory_entries=settings.latent_cache_entries,
         )
+        api_keys = ApiKeys(settings.api_key_list, settings.admin_api_key_list)
+        ownerless = sum(voice.owner is None for voice in store.list())
+        if api_keys.enabled and ownerless:
+            log.info(
+                "%d library voice(s) have no owner (made while the API was open): only admin keys "
+                "(TTS_ADMIN_API_KEYS) see them",
+                ownerless,
+            )
         log.info(
             "Engine %s loaded on %s in %.2f s (native rate %d Hz)",
             engine.name,
@@ -111,7 +131,7 @@ class Runtime:
             pipeline=pipeline,
             metrics=metrics,
             engines=engines,
-            api_keys=ApiKeys(settings.api_key_list),
+            api_keys=api_keys,
             limits=ClientLimits(
                 settings.rate_limit_per_minute, settings.rate_limit_burst, settings.max_streams_per_client
             ),
@@ -126,6 +146,18 @@ class Runtime:
             self.metrics.refusals.labels(exc.reason).inc()
             raise
 
+    def library_access(self, client: str) -> LibraryAccess:
+        """Which library voices a client (as `ApiKeys.identify` named it) may see and use."""
+        return self.api_keys.library_access(client)
+
+    def for_client(self, request: SynthesisRequest, client: str) -> SynthesisRequest:
+        """The request as the client may make it: with the library voices it may speak with."""
+        return dataclasses.replace(request, library_access=self.library_access(client))
+
+    def plan(self, request: SynthesisRequest, client: str) -> SynthesisPlan:
+        """Validate and plan a client's request without synthesizing (raises RequestError)."""
+        return self.pipeline.plan(self.for_client(request, client))
+
     async def open_speech(self, request: SynthesisRequest, client: str, door: str) -> AudioStream:
         """What every door calls: admit the client, plan (cloning if asked), start the stream.
 
@@ -133,17 +165,17 @@ class Runtime:
         stream ends however it ends."""
         release = self.admit_client(client)
         try:
-            audio = await self.start_speech(request, door)
+            audio = await self.start_speech(request, client, door)
         except BaseException:
             release()
             raise
         audio.add_done_callback(lambda _: release())
         return audio
 
-    async def start_speech(self, request: SynthesisRequest, door: str) -> AudioStream:
+    async def start_speech(self, request: SynthesisRequest, client: str, door: str) -> AudioStream:
         """Plan (cloning if asked) and admit one request for a client already admitted: a
         WebSocket session takes its client slot once, then speaks sentence after sentence."""
-        plan = await self.pipeline.prepare(request)
+        plan = await self.pipeline.prepare(self.for_client(request, client))
         return self.pipeline.open_stream(plan, door=door)
 
     def start(self) -> None:
@@ -158,17 +190,36 @@ class Runtime:
         log.info("Warm-up done in %.2f s; ready", time.perf_counter() - started)
 
     def begin_shutdown(self) -> None:
-        """SIGTERM: readiness goes 503 and no new work is admitted; in-flight work goes on."""
-        if self.ready:
-            log.info("Shutting down: no new requests; in-flight work may finish")
+        """SIGTERM: readiness goes 503 and no new work is admitted; in-flight work goes on.
+        Listeners are told once, on the first call."""
         self.ready = False
         self.scheduler.close_admission()
-        for listener in self.shutdown_listeners:
+        if self.draining:
+            return
+        self.draining = True
+        log.info("Shutting down: no new requests; in-flight work may finish")
+        # A copy: WebSocket sessions add and remove their listeners on the event loop.
+        for listener in list(self.shutdown_listeners):
             listener()
+
+    async def drain(self, grace_s: float) -> None:
+        """Wait, on the event loop, until no synthesis is in flight or `grace_s` has passed."""
+        deadline = time.monotonic() + grace_s
+        while self.scheduler.jobs_in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(_DRAIN_POLL_S)
+
+    def cut(self) -> None:
+        """End what still runs after the drain: each door reports it as its own error."""
+        cut = self.scheduler.cut()
+        if cut:
+            log.warning("Shutdown grace over: cut %d synthesis request(s) still running", cut)
 
     def stop(self) -> None:
         self.begin_shutdown()
         self.scheduler.stop(drain_s=self.settings.shutdown_grace_seconds)
+        for engine in self.engines:
+            if isinstance(engine, BatchedEngine):
+                engine.close()
 
 
 def _usable_cpus() -> int:
@@ -179,8 +230,10 @@ def _usable_cpus() -> int:
 
 def _worker_layout(settings: Settings, engine: Engine) -> WorkerLayout:
     """Scheduler threads per engine instance: see EngineScheduler and the settings they come from."""
-    if not engine.parallel_calls:
-        return WorkerLayout()
+    if engine.kind == "batched":
+        # A thread per admitted job: each waits on its own sentence, so a sentence paused for a
+        # reader that does not read never holds the thread that another one needs.
+        return WorkerLayout(stream_workers=settings.max_queued_requests)
     workers = settings.engine_workers or _usable_cpus()
     return WorkerLayout(
         stream_workers=workers,

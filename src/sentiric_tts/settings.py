@@ -14,6 +14,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_SAMPLE_RATES: tuple[int, ...] = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+LONGEST_REFERENCE_SECONDS = 300.0
+"""The most TTS_CLONE_MAX_SECONDS may be, so that a stored clip (taken under any setting) is
+decoded within a bound when it is played back."""
 
 
 class Settings(BaseSettings):
@@ -26,10 +29,34 @@ class Settings(BaseSettings):
     port: int = Field(14030, ge=1, le=65535, description="HTTP port.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_json: bool = Field(False, description="Write logs as JSON lines instead of text.")
+    http_idle_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="An HTTP connection with no request in progress (new, or kept alive after a "
+        "response) is closed after this long without a byte from the client. Behind a load "
+        "balancer that reuses connections, set it above the balancer's idle timeout.",
+    )
+    http_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request's line and headers must arrive within this long of its first byte, "
+        "and its body may pause no longer than this; past it: 408 and the connection is closed.",
+    )
     gradio_enabled: bool = Field(
         True,
         description="Serve a Gradio interface at /gradio (when the `gradio` extra is installed); "
         "with API keys set it asks for a key to log in.",
+    )
+    gradio_max_files: int = Field(
+        1000,
+        ge=10,
+        description="Most files Gradio's folder (<cache_dir>/gradio: uploads and results, each "
+        "kept an hour) may hold; past it, or past gradio_max_bytes, Gradio calls get 503.",
+    )
+    gradio_max_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=64 * 1024 * 1024,
+        description="Most bytes Gradio's folder (<cache_dir>/gradio) may hold.",
     )
 
     # --- gRPC (sentiric.tts.v1.TtsCoquiService) ---
@@ -139,10 +166,22 @@ class Settings(BaseSettings):
         "auto", description="Where XTTS runs: auto takes CUDA when available."
     )
     xtts_dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        "float32", description="XTTS weights dtype on CUDA (CPU always runs float32)."
+        "float32",
+        description="dtype of the XTTS GPT (its weights and KV cache) on CUDA; the vocoder and "
+        "cloning stay float32, and the CPU always runs float32.",
     )
-    xtts_use_deepspeed: bool = Field(
-        False, description="Use DeepSpeed inference for the XTTS GPT when it is installed."
+    xtts_max_batch: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="XTTS sentences advanced together in one decode step, each with a KV cache "
+        "slot allocated at start (full-size model: ~128 MiB per slot in float16, twice that in "
+        "float32); 0: 32 on CUDA, 4 on the CPU. More sentences in flight wait for a slot.",
+    )
+    xtts_cuda_graphs: bool = Field(
+        True,
+        description="Replay the XTTS decode step from CUDA graphs captured at start (one per "
+        "batch-size bucket); a capture that fails falls back to eager steps with one log line.",
     )
     xtts_stream_chunk_size: int = Field(20, ge=2, le=400, description="Audio tokens per streamed XTTS chunk.")
     xtts_first_chunk_size: int = Field(
@@ -160,7 +199,12 @@ class Settings(BaseSettings):
     clone_max_file_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest accepted reference clip, in bytes."
     )
-    clone_max_seconds: float = Field(30.0, gt=0, description="Longest accepted reference clip, in seconds.")
+    clone_max_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=LONGEST_REFERENCE_SECONDS,
+        description="Longest accepted reference clip, in decoded seconds (at most 300).",
+    )
     clone_min_speech_seconds: float = Field(
         1.0, ge=0, description="Least speech a reference clip must hold, in seconds."
     )
@@ -204,7 +248,8 @@ class Settings(BaseSettings):
         0.3,
         gt=0.0,
         description="Runaway guard: a sentence may last at most 3 s + this many seconds per "
-        "character (divided by the speed); longer audio is cut and logged.",
+        "character (a CJK character counts 3, a sign read aloud 5; divided by the speed); longer "
+        "audio is cut and logged.",
     )
 
     # --- OpenAI-compatible API ---
@@ -238,6 +283,31 @@ class Settings(BaseSettings):
     ssml_max_bytes: int = Field(
         65536, ge=256, description="Largest accepted SSML document, in bytes (UTF-8)."
     )
+    max_audio_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Most audio one request may make, in seconds (speech and pauses): a request "
+        "estimated longer is refused before synthesis (422 audio_too_long), and one whose speech "
+        "runs past it while synthesized is stopped with the same error.",
+    )
+    max_pause_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Most silence one request may ask for, in seconds: SSML breaks, sentence, "
+        "paragraph and clause pauses together (422 pauses_too_long).",
+    )
+    whole_file_memory_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="A whole-file HTTP response larger than this waits in a temporary file under "
+        "<data_dir>/tmp while it is sent, not in memory (a slow client holds no memory).",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        description="Largest request head, in bytes: an HTTP request line with its headers (431 "
+        "beyond it, or beyond 100 headers) and a gRPC call's metadata (RESOURCE_EXHAUSTED).",
+    )
 
     # --- Security ---
     api_keys: str = Field(
@@ -245,9 +315,21 @@ class Settings(BaseSettings):
         description="Comma-separated API keys; empty leaves the API open. Sent as "
         "'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
     )
+    admin_api_keys: str = Field(
+        "",
+        description="Comma-separated API keys that also see, use and manage every library voice, "
+        "whoever created it (other keys see only their own); each is a valid API key too.",
+    )
     metrics_require_auth: bool = Field(False, description="Require an API key for GET /metrics too.")
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed cross-origin ('*' for any); empty: none."
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="Without API keys, the service answers only requests whose Host is an IP "
+        "address, localhost, this machine's host names or the bind address (a DNS-rebinding "
+        "guard: 421 otherwise). Comma-separated further names ('*.example.com' for subdomains), "
+        "or '*' for any.",
     )
     rate_limit_per_minute: int = Field(
         0,
@@ -278,7 +360,8 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Threads per engine instance that advance streams, when its calls can run in "
-        "parallel (Piper: one call per thread); 0: one per usable CPU core. XTTS: always 1.",
+        "parallel (Piper: one call per thread); 0: one per usable CPU core. XTTS: one per admitted "
+        "request (each waits on its sentence in the engine's batch loop).",
     )
     first_audio_priority: bool = Field(
         True,
@@ -313,7 +396,10 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Deadline for one synthesis request, queueing included."
     )
     shutdown_grace_seconds: float = Field(
-        20.0, ge=0, description="On SIGTERM, how long in-flight work may run before it is cancelled."
+        20.0,
+        ge=0,
+        description="On SIGTERM, how long in-flight work may run (readiness 503, the listener open) "
+        "before what is left is cut, each door telling its client with an error.",
     )
     retry_after_seconds: int = Field(2, ge=1, description="Retry-After sent with 503 when the queue is full.")
 
@@ -361,11 +447,26 @@ class Settings(BaseSettings):
 
     @property
     def api_key_list(self) -> tuple[str, ...]:
-        return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
+        """Every accepted API key, admin keys included."""
+        keys = (key.strip() for key in f"{self.api_keys},{self.admin_api_keys}".split(","))
+        return tuple(dict.fromkeys(key for key in keys if key))
+
+    @property
+    def admin_api_key_list(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.admin_api_keys.split(",") if key.strip())
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return tuple(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
+
+    @property
+    def allowed_host_list(self) -> tuple[str, ...]:
+        return tuple(host.strip() for host in self.allowed_hosts.split(",") if host.strip())
+
+    @property
+    def gradio_files_path(self) -> Path:
+        """Where Gradio keeps uploads and results: a cache, in the data folder."""
+        return self.cache_path / "gradio"
 
     @property
     def openai_voices(self) -> dict[str, str]:

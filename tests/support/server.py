@@ -16,6 +16,7 @@ import httpx
 import uvicorn
 
 from sentiric_tts.app import create_app
+from sentiric_tts.http_server import uvicorn_config
 from sentiric_tts.settings import Settings
 
 
@@ -39,10 +40,10 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(settings: Settings, startup_timeout_s: float = 300.0) -> Iterator[str]:
-    """Serve `create_app(settings)` and yield its base URL once /health/ready answers 200."""
+    """Serve `create_app(settings)` with the production server configuration and yield its base
+    URL once /health/ready answers 200."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     base_url = f"http://127.0.0.1:{port}"

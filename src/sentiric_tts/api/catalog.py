@@ -14,13 +14,16 @@ from sentiric_tts.api.schemas import (
     StatusOut,
     VoiceOut,
 )
+from sentiric_tts.engines.base import BatchedEngine
 from sentiric_tts.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["catalogue"], dependencies=[Depends(client_identity)])
 
 
 @router.get("/speakers", response_model=SpeakersOut, summary="Voices this engine can speak with")
-async def speakers(runtime: Runtime = Depends(get_runtime)) -> SpeakersOut:
+async def speakers(
+    runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
+) -> SpeakersOut:
     pipeline = runtime.pipeline
     return SpeakersOut(
         default=pipeline.default_voice,
@@ -28,7 +31,7 @@ async def speakers(runtime: Runtime = Depends(get_runtime)) -> SpeakersOut:
             VoiceOut(
                 id=v.id, name=v.name, kind=v.kind, languages=list(v.languages), description=v.description
             )
-            for v in pipeline.voices()
+            for v in pipeline.voices(runtime.library_access(client))
         ],
     )
 
@@ -42,6 +45,7 @@ async def languages(runtime: Runtime = Depends(get_runtime)) -> LanguagesOut:
 async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
     engine, pipeline, settings = runtime.engine, runtime.pipeline, runtime.settings
     layout = runtime.scheduler.layout
+    engine = runtime.engine
     return ConfigOut(
         engine=engine.name,
         device=engine.device,
@@ -59,6 +63,9 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
             first_audio_workers=layout.first_audio_workers,
             stream_worker_nice=layout.applied_stream_nice,
             stream_worker_idle_class=layout.applied_idle_class,
+            kind=engine.kind,
+            max_batch=engine.max_batch if isinstance(engine, BatchedEngine) else None,
+            graph_batch_sizes=engine.graph_batch_sizes() if isinstance(engine, BatchedEngine) else [],
         ),
     )
 

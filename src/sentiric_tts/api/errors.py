@@ -15,6 +15,7 @@ from sentiric_tts.synthesis.errors import (
     RateLimited,
     RequestError,
     ServiceBusy,
+    ShuttingDown,
     SynthesisFailed,
 )
 
@@ -28,6 +29,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {"description": "Rate limit or concurrent-request limit reached; see `Retry-After`."},
     503: {"description": "The service is busy or not ready; retry after `Retry-After` seconds."},
     504: {"description": "The request ran past its deadline (`TTS_REQUEST_TIMEOUT_SECONDS`)."},
+}
+
+
+# Declared on the routes that write the voice library.
+STORAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    507: {"description": "The data folder's disk is full (insufficient_storage); nothing was changed."},
 }
 
 
@@ -73,10 +80,24 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """Our error body, or OpenAI's on the OpenAI-compatible routes (where a bad field is a 400)."""
-    if request.url.path.startswith(OPENAI_PREFIX):
+    status, body = error_payload(request.url.path, status, code, message, param, allowed)
+    return JSONResponse(body, status, headers=headers)
+
+
+def error_payload(
+    path: str,
+    status: int,
+    code: str,
+    message: str,
+    param: str | None = None,
+    allowed: list[object] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """The status and body of an error on `path`; also written by layers below the app (the
+    HTTP protocol's 431 and 408, the body limit's 413)."""
+    if path.startswith(OPENAI_PREFIX):
         status = 400 if status == 422 else status
-        return JSONResponse(openai_error_body(status, code, message, param), status, headers=headers)
-    return JSONResponse(error_body(code, message, param, allowed), status, headers=headers)
+        return status, openai_error_body(status, code, message, param)
+    return status, error_body(code, message, param, allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -88,6 +109,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _busy(request: Request, exc: ServiceBusy) -> JSONResponse:
         return error_response(
             request, 503, "service_busy", exc.message, headers={"Retry-After": str(exc.retry_after_s)}
+        )
+
+    @app.exception_handler(ShuttingDown)
+    async def _shutting_down(request: Request, exc: ShuttingDown) -> JSONResponse:
+        return error_response(
+            request, 503, "shutting_down", exc.message, headers={"Retry-After": str(exc.retry_after_s)}
         )
 
     @app.exception_handler(RateLimited)

@@ -15,6 +15,14 @@ async def live() -> dict[str, str]:
 
 def _readiness(request: Request) -> JSONResponse:
     runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None and runtime.draining:
+        # Load balancers take the instance out; the listener stays open while work finishes.
+        body = {
+            "status": "draining",
+            "message": "Shutting down: in-flight work is finishing and no new work is taken.",
+            "jobs_in_flight": runtime.scheduler.jobs_in_flight,
+        }
+        return JSONResponse(body, 503)
     if runtime is None or not runtime.ready:
         return JSONResponse({"status": "starting" if runtime is None else "not_ready"}, 503)
     return JSONResponse({"status": "ready", "engine": runtime.engine.name})

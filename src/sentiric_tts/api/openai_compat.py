@@ -54,16 +54,17 @@ def _check_model(model: str) -> None:
         )
 
 
-def _voice(runtime: Runtime, requested: str) -> str | None:
+def _voice(runtime: Runtime, requested: str, client: str) -> str | None:
     """Our voice for a client's voice name: OpenAI's names go through the configured map."""
     mapped = runtime.settings.openai_voices.get(requested.strip().lower())
     if mapped is None:
         return requested  # a built-in speaker or library voice; the pipeline says if unknown
-    known = {name for info in runtime.pipeline.voices() for name in (info.id, info.name)}
+    voices = runtime.pipeline.voices(runtime.library_access(client))
+    known = {name for info in voices for name in (info.id, info.name)}
     return mapped if mapped in known else None  # None: the default voice
 
 
-def _speech_request(runtime: Runtime, body: SpeechBody) -> SynthesisRequest:
+def _speech_request(runtime: Runtime, body: SpeechBody, client: str) -> SynthesisRequest:
     output_format = body.response_format.strip().lower()
     sample_rate = body.sample_rate
     if sample_rate is None and output_format == "pcm":
@@ -71,7 +72,7 @@ def _speech_request(runtime: Runtime, body: SpeechBody) -> SynthesisRequest:
     return SynthesisRequest(
         text=body.input,
         language=body.language,
-        voice=_voice(runtime, body.voice_name),
+        voice=_voice(runtime, body.voice_name, client),
         params=body.generation_params(),
         output_format=output_format,
         sample_rate=sample_rate,
@@ -135,7 +136,7 @@ async def create_speech(
     client: str = Depends(client_identity),
 ) -> Response:
     _check_model(body.model)
-    audio = await runtime.open_speech(_speech_request(runtime, body), client, door="openai")
+    audio = await runtime.open_speech(_speech_request(runtime, body, client), client, door="openai")
     http.state.audio_stream = audio  # for the request's log line
     headers = audio_headers(audio)
     if body.stream_format == "sse":
@@ -165,9 +166,11 @@ async def audio_models() -> AudioModelsOut:
 
 
 @router.get("/audio/voices", response_model=AudioVoicesOut, summary="Voices (Open WebUI)")
-async def audio_voices(runtime: Runtime = Depends(get_runtime)) -> AudioVoicesOut:
-    """OpenAI's names (with the voice each speaks with here), then every voice by id."""
-    voices = runtime.pipeline.voices()
+async def audio_voices(
+    runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
+) -> AudioVoicesOut:
+    """OpenAI's names (with the voice each speaks with here), then every voice the caller may use."""
+    voices = runtime.pipeline.voices(runtime.library_access(client))
     known = {name for info in voices for name in (info.id, info.name)}
     languages = runtime.pipeline.languages()
     default = runtime.pipeline.default_voice

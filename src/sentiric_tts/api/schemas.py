@@ -135,6 +135,14 @@ class PlanOut(BaseModel):
     output_format: str
     sample_rate: int
     ignored_tags: list[str]
+    audio_seconds: float = Field(
+        description="Estimated length of the audio, pauses included: what TTS_MAX_AUDIO_SECONDS is "
+        "checked against."
+    )
+    pause_seconds: float = Field(
+        description="Silence the plan puts in (breaks, sentence and clause pauses): what "
+        "TTS_MAX_PAUSE_SECONDS is checked against."
+    )
     items: list[PlanItemOut]
 
 
@@ -164,6 +172,15 @@ class EngineThreadsOut(BaseModel):
     first_audio_workers: int = Field(description="Threads per instance that only start requests.")
     stream_worker_nice: int = Field(description="How much lower the stream threads' OS priority is.")
     stream_worker_idle_class: bool = Field(description="Whether stream threads are in SCHED_IDLE.")
+    kind: str = Field(
+        description="thread: calls render on these threads (Piper); batched: the engine's own loop "
+        "advances every sentence in one step and the threads wait on it (XTTS)."
+    )
+    max_batch: int | None = Field(None, description="Sentences a batched engine advances together.")
+    graph_batch_sizes: list[int] = Field(
+        default_factory=list,
+        description="Batch sizes whose decode step replays a captured CUDA graph (empty: eager steps).",
+    )
 
 
 class ConfigOut(BaseModel):

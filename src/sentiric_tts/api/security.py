@@ -1,4 +1,5 @@
-"""API keys, per-client request rate (token bucket) and concurrent-stream allowance."""
+"""API keys (and which library voices each may see), per-client request rate (token bucket) and
+concurrent-stream allowance."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import HTTPException
 from starlette.requests import HTTPConnection
 
 from sentiric_tts.synthesis.errors import RateLimited, Unauthorized
+from sentiric_tts.voices.access import NO_ACCESS, OPEN_ACCESS, LibraryAccess
 
 MISSING_KEY_MESSAGE = "Missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
 
@@ -29,10 +31,29 @@ def presented_key(connection: HTTPConnection) -> str | None:
     return key_from_headers(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
 
 
+def owner_hash(key: str) -> str:
+    """The owner of the library voices a key creates, as stored in the library (never the key).
+
+    A plain SHA-256, domain-separated so that it matches no digest of the key made elsewhere, and
+    not a keyed hash: the owner must be computable from the presented key on every request and
+    outlive any server secret (a lost secret would orphan every voice). API keys are random
+    secrets, so the digest does not give them away, and a digest never authenticates anyone."""
+    return hashlib.sha256(b"sentiric-tts voice owner\0" + key.encode()).hexdigest()
+
+
 class ApiKeys:
-    def __init__(self, keys: tuple[str, ...]) -> None:
+    def __init__(self, keys: tuple[str, ...], admin_keys: tuple[str, ...] = ()) -> None:
+        every = tuple(dict.fromkeys((*keys, *admin_keys)))  # an admin key is an API key too
         # Compare digests so every comparison takes the same time whatever the key lengths.
-        self._digests = [hashlib.sha256(key.encode()).digest() for key in keys]
+        self._digests = [hashlib.sha256(key.encode()).digest() for key in every]
+        admins = set(admin_keys)
+        self._access = {
+            self._identity(key): LibraryAccess(owner=owner_hash(key), sees_all=key in admins) for key in every
+        }
+
+    @staticmethod
+    def _identity(key: str) -> str:
+        return f"key:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
     @property
     def enabled(self) -> bool:
@@ -50,7 +71,13 @@ class ApiKeys:
             matched |= hmac.compare_digest(digest, known)
         if key is None or not matched:
             raise Unauthorized(MISSING_KEY_MESSAGE)
-        return f"key:{digest.hex()[:16]}"
+        return self._identity(key)
+
+    def library_access(self, client: str) -> LibraryAccess:
+        """Which library voices the client `identify` named may see (everything when open)."""
+        if not self.enabled:
+            return OPEN_ACCESS
+        return self._access.get(client, NO_ACCESS)
 
     def check(self, connection: HTTPConnection) -> str:
         """`identify` for an HTTP request or WebSocket; 401 when the key is missing or wrong."""

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated
+from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
@@ -20,6 +25,10 @@ from sentiric_tts.synthesis.stream import AudioStream
 router = APIRouter(prefix="/api", tags=["synthesis"])
 
 _DISCONNECT_POLL_S = 0.25
+_FILE_CHUNK_BYTES = 256 * 1024
+# Header values are Latin-1 on the wire: printable ASCII passes, anything else is percent-encoded
+# (an SSML tag or a voice id may be any Unicode).
+_HEADER_SAFE = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
 
 _AUDIO_RESPONSE = {
     200: {
@@ -29,16 +38,20 @@ _AUDIO_RESPONSE = {
 }
 
 
+def header_value(text: str) -> str:
+    return quote(text, safe=_HEADER_SAFE, errors="replace")
+
+
 def audio_headers(stream: AudioStream) -> dict[str, str]:
     plan = stream.plan
     headers = {
         "X-Sample-Rate": str(plan.sample_rate),
-        "X-Voice": plan.voice_id,
-        "X-Language": plan.language,
+        "X-Voice": header_value(plan.voice_id),
+        "X-Language": header_value(plan.language),
         "Content-Disposition": f'inline; filename="speech.{stream.file_extension}"',
     }
     if plan.ignored_tags:
-        headers["X-SSML-Ignored-Tags"] = ",".join(plan.ignored_tags)
+        headers["X-SSML-Ignored-Tags"] = header_value(",".join(plan.ignored_tags))
     return headers
 
 
@@ -73,7 +86,37 @@ async def respond_with_audio(
     if body is None:
         return Response(status_code=499)  # nobody is listening; nginx's "client closed request"
     headers["X-Audio-Duration"] = f"{audio.audio_seconds:.3f}"
-    return Response(body, media_type=audio.content_type, headers=headers)
+    return await whole_file_response(
+        body, audio.content_type, headers, runtime.settings.whole_file_memory_bytes, runtime.settings.data_dir
+    )
+
+
+async def whole_file_response(
+    body: bytes, media_type: str, headers: dict[str, str], memory_bytes: int, data_dir: Path
+) -> Response:
+    """A whole file, sent from memory when small, else from a temporary file under
+    `data_dir`/tmp: a client that reads slowly then holds disk, not memory, for as long as it takes."""
+    if len(body) <= memory_bytes:
+        return Response(body, media_type=media_type, headers=headers)
+    spool = await anyio.to_thread.run_sync(_spooled, body, data_dir / "tmp")
+    del body  # the file is the copy that lives while the client reads
+    headers["Content-Length"] = str(spool.seek(0, 2))
+    spool.seek(0)
+    return StreamingResponse(_read_chunks(spool), media_type=media_type, headers=headers)
+
+
+def _spooled(body: bytes, folder: Path) -> IO[bytes]:
+    folder.mkdir(parents=True, exist_ok=True)
+    # No name: gone when closed, or when the process dies. Open past this function: it is sent.
+    spool = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115
+    spool.write(body)
+    return spool
+
+
+def _read_chunks(spool: IO[bytes]) -> Iterator[bytes]:
+    with spool:
+        while chunk := spool.read(_FILE_CHUNK_BYTES):
+            yield chunk
 
 
 @router.post(
@@ -158,9 +201,9 @@ def _plan_item(item: PlanItem) -> PlanItemOut:
     responses=ERROR_RESPONSES,
 )
 async def tts_plan(
-    body: TTSRequestBody, runtime: Runtime = Depends(get_runtime), _: str = Depends(client_identity)
+    body: TTSRequestBody, runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
 ) -> PlanOut:
-    plan = runtime.pipeline.plan(body.to_request())
+    plan = runtime.plan(body.to_request(), client)
     return PlanOut(
         language=plan.language,
         voice=plan.voice_id,
@@ -168,5 +211,7 @@ async def tts_plan(
         output_format=plan.output_format,
         sample_rate=plan.sample_rate,
         ignored_tags=list(plan.ignored_tags),
+        audio_seconds=round(plan.speech_seconds + plan.pause_seconds, 3),
+        pause_seconds=round(plan.pause_seconds, 3),
         items=[_plan_item(item) for item in plan.items],
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from sentiric_tts.api.deps import client_identity, get_runtime
-from sentiric_tts.api.errors import ERROR_RESPONSES
+from sentiric_tts.api.errors import ERROR_RESPONSES, STORAGE_RESPONSES
 from sentiric_tts.api.schemas import (
     LibrarySampleOut,
     LibraryVoiceOut,
@@ -25,8 +24,11 @@ from sentiric_tts.audio.pcm import float_to_int16
 from sentiric_tts.audio.reference import ReferenceLimits, load_references
 from sentiric_tts.engines.base import VoiceInfo
 from sentiric_tts.runtime import Runtime
+from sentiric_tts.settings import LONGEST_REFERENCE_SECONDS
 from sentiric_tts.synthesis.errors import RequestError
-from sentiric_tts.voices.library import VOICE_ID, LibraryVoice, voice_not_found
+from sentiric_tts.voices.access import LibraryAccess
+from sentiric_tts.voices.library import voice_not_found
+from sentiric_tts.voices.library_records import VOICE_ID, LibraryVoice
 from sentiric_tts.voices.library_voices import LibraryVoices
 
 router = APIRouter(prefix="/api", tags=["voices"], dependencies=[Depends(client_identity)])
@@ -34,11 +36,14 @@ router = APIRouter(prefix="/api", tags=["voices"], dependencies=[Depends(client_
 T = TypeVar("T")
 
 _FILES = File(description="1-5 reference clips: wav, mp3, ogg/opus, webm, m4a, flac")
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No voice (or sample) with this id."}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No voice (or sample) with this id, or none this API key may see."}
+}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {
         "description": "voice_name_taken, builtin_voice (the engine's own voices cannot be changed), "
-        "last_sample, voice_library_full, or cloning_unavailable (cloning needs XTTS)."
+        "last_sample, voice_library_full, sample_missing (a clip file is lost), or "
+        "cloning_unavailable (cloning needs XTTS)."
     }
 }
 _TOO_LARGE: dict[int | str, dict[str, Any]] = {
@@ -79,12 +84,13 @@ def _builtin(runtime: Runtime, voice_id: str) -> VoiceInfo | None:
     return next((info for info in runtime.engine.voices() if info.id == voice_id), None)
 
 
-def _library_voice(runtime: Runtime, voice_id: str, action: str) -> LibraryVoice:
-    """The library voice this URL names; 409 for an engine voice, 404 for anything else.
+def _library_voice(runtime: Runtime, voice_id: str, action: str, access: LibraryAccess) -> LibraryVoice:
+    """The library voice this URL names; 409 for an engine voice, 404 for anything else
+    (another key's voice included).
 
     Ids are matched against the strict id pattern before the store touches the file system."""
     if VOICE_ID.fullmatch(voice_id):
-        return _library(runtime).store.get(voice_id)
+        return _library(runtime).get(voice_id, access)
     if _builtin(runtime, voice_id) is not None:
         raise RequestError(
             f"'{voice_id}' is one of the {runtime.engine.name} engine's own voices: it cannot be "
@@ -106,10 +112,12 @@ async def _admitted(runtime: Runtime, client: str, work: Callable[[], Awaitable[
 
 
 @router.get("/voices", response_model=VoicesOut, summary="Every voice: the engine's own and the library's")
-async def list_voices(runtime: Runtime = Depends(get_runtime)) -> VoicesOut:
+async def list_voices(
+    runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
+) -> VoicesOut:
     library = _library(runtime)
     engine_voices: list[VoiceOut | LibraryVoiceOut] = [_engine_voice_out(v) for v in runtime.engine.voices()]
-    saved = [_voice_out(library, voice) for voice in library.store.list()]
+    saved = [_voice_out(library, voice) for voice in library.visible(runtime.library_access(client))]
     return VoicesOut(default=runtime.pipeline.default_voice, voices=engine_voices + saved)
 
 
@@ -118,7 +126,7 @@ async def list_voices(runtime: Runtime = Depends(get_runtime)) -> VoicesOut:
     response_model=LibraryVoiceOut,
     status_code=201,
     summary="Save a voice cloned from 1-5 reference clips (XTTS)",
-    responses={**ERROR_RESPONSES, **_CONFLICT, **_TOO_LARGE},
+    responses={**ERROR_RESPONSES, **_CONFLICT, **_TOO_LARGE, **STORAGE_RESPONSES},
 )
 async def create_voice(
     name: Annotated[str, Form(description="1-64 characters, unique (case-insensitive).")],
@@ -130,7 +138,10 @@ async def create_voice(
 ) -> LibraryVoiceOut:
     library = _library(runtime)
     clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
-    voice = await _admitted(runtime, client, lambda: library.create(name, language, description, clips))
+    access = runtime.library_access(client)
+    voice = await _admitted(
+        runtime, client, lambda: library.create(name, language, description, clips, access)
+    )
     return _voice_out(library, voice)
 
 
@@ -140,27 +151,35 @@ async def create_voice(
     summary="One voice",
     responses={**ERROR_RESPONSES, **_NOT_FOUND},
 )
-async def get_voice(voice_id: str, runtime: Runtime = Depends(get_runtime)) -> LibraryVoiceOut | VoiceOut:
+async def get_voice(
+    voice_id: str, runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
+) -> LibraryVoiceOut | VoiceOut:
     builtin = None if VOICE_ID.fullmatch(voice_id) else _builtin(runtime, voice_id)
     if builtin is not None:
         return _engine_voice_out(builtin)
-    return _voice_out(_library(runtime), _library_voice(runtime, voice_id, "read"))
+    voice = _library_voice(runtime, voice_id, "read", runtime.library_access(client))
+    return _voice_out(_library(runtime), voice)
 
 
 @router.patch(
     "/voices/{voice_id}",
     response_model=LibraryVoiceOut,
     summary="Rename a library voice, or change its description or language",
-    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT},
+    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **STORAGE_RESPONSES},
 )
 async def patch_voice(
-    voice_id: str, body: VoicePatchBody, runtime: Runtime = Depends(get_runtime)
+    voice_id: str,
+    body: VoicePatchBody,
+    runtime: Runtime = Depends(get_runtime),
+    client: str = Depends(client_identity),
 ) -> LibraryVoiceOut:
     library = _library(runtime)
-    _library_voice(runtime, voice_id, "changed")
+    access = runtime.library_access(client)
+    _library_voice(runtime, voice_id, "changed", access)
     voice = await anyio.to_thread.run_sync(
         lambda: library.update(
             voice_id,
+            access,
             name=body.name,
             description=body.description,
             language=body.language,
@@ -175,11 +194,14 @@ async def patch_voice(
     status_code=204,
     response_class=Response,
     summary="Delete a library voice, its clips and latents",
-    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT},
+    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **STORAGE_RESPONSES},
 )
-async def delete_voice(voice_id: str, runtime: Runtime = Depends(get_runtime)) -> Response:
-    _library_voice(runtime, voice_id, "deleted")
-    await anyio.to_thread.run_sync(_library(runtime).delete, voice_id)
+async def delete_voice(
+    voice_id: str, runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
+) -> Response:
+    access = runtime.library_access(client)
+    _library_voice(runtime, voice_id, "deleted", access)
+    await anyio.to_thread.run_sync(_library(runtime).delete, voice_id, access)
     return Response(status_code=204)
 
 
@@ -187,7 +209,7 @@ async def delete_voice(voice_id: str, runtime: Runtime = Depends(get_runtime)) -
     "/voices/{voice_id}/samples",
     response_model=LibraryVoiceOut,
     summary="Add reference clips to a library voice (its latents are recomputed)",
-    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **_TOO_LARGE},
+    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **_TOO_LARGE, **STORAGE_RESPONSES},
 )
 async def add_samples(
     voice_id: str,
@@ -196,9 +218,10 @@ async def add_samples(
     client: str = Depends(client_identity),
 ) -> LibraryVoiceOut:
     library = _library(runtime)
-    _library_voice(runtime, voice_id, "given samples")
+    access = runtime.library_access(client)
+    _library_voice(runtime, voice_id, "given samples", access)
     clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
-    voice = await _admitted(runtime, client, lambda: library.add_samples(voice_id, clips))
+    voice = await _admitted(runtime, client, lambda: library.add_samples(voice_id, clips, access))
     return _voice_out(library, voice)
 
 
@@ -206,7 +229,7 @@ async def add_samples(
     "/voices/{voice_id}/samples/{sample_id}",
     response_model=LibraryVoiceOut,
     summary="Remove one reference clip from a library voice (its latents are recomputed)",
-    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT},
+    responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **STORAGE_RESPONSES},
 )
 async def remove_sample(
     voice_id: str,
@@ -215,16 +238,18 @@ async def remove_sample(
     client: str = Depends(client_identity),
 ) -> LibraryVoiceOut:
     library = _library(runtime)
-    _library_voice(runtime, voice_id, "changed")
-    voice = await _admitted(runtime, client, lambda: library.remove_sample(voice_id, sample_id))
+    access = runtime.library_access(client)
+    _library_voice(runtime, voice_id, "changed", access)
+    voice = await _admitted(runtime, client, lambda: library.remove_sample(voice_id, sample_id, access))
     return _voice_out(library, voice)
 
 
 def _clip_as_wav(name: str, data: bytes) -> bytes:
     # Decoded the way cloning decodes it (mono, 22050 Hz, silence trimmed): any browser plays a
-    # WAV whatever was uploaded. The clip passed the limits when it was stored; none apply here.
+    # WAV whatever was uploaded. The clip passed the limits when it was stored, under a setting
+    # that may since have changed, so only the ceiling of that setting bounds its decoding.
     limits = ReferenceLimits(
-        max_files=1, max_file_bytes=len(data), max_seconds=math.inf, min_speech_seconds=0
+        max_files=1, max_file_bytes=len(data), max_seconds=LONGEST_REFERENCE_SECONDS, min_speech_seconds=0
     )
     references = load_references([(name, data)], limits)
     pcm = float_to_int16(references.clips[0]).tobytes()
@@ -246,9 +271,11 @@ async def play_sample(
     voice_id: str,
     sample_id: Annotated[str | None, Query(description="Which sample (default: the first).")] = None,
     runtime: Runtime = Depends(get_runtime),
+    client: str = Depends(client_identity),
 ) -> Response:
-    _library_voice(runtime, voice_id, "played (it has no reference clips)")
-    name, data = await anyio.to_thread.run_sync(_library(runtime).store.sample_file, voice_id, sample_id)
+    access = runtime.library_access(client)
+    _library_voice(runtime, voice_id, "played (it has no reference clips)", access)
+    name, data = await anyio.to_thread.run_sync(_library(runtime).sample_file, voice_id, sample_id, access)
     body = await anyio.to_thread.run_sync(_clip_as_wav, name, data)
     return Response(
         body, media_type="audio/wav", headers={"Content-Disposition": 'inline; filename="sample.wav"'}

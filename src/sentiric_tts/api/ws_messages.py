@@ -66,6 +66,12 @@ def parse_message(raw: str) -> ClientMessage:
         data: Any = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise BadMessage(f"Not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+    except RecursionError:
+        # json's decoder recurses per level and stops cleanly at the interpreter's limit.
+        raise BadMessage(
+            "The message nests arrays or objects too deeply; a message is a JSON object with a "
+            "'type' and a few flat fields."
+        ) from None
     if not isinstance(data, dict):
         raise BadMessage("A message is a JSON object with a 'type'.")
     kind = data.get("type")

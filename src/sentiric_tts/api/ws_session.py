@@ -34,6 +34,7 @@ from sentiric_tts.synthesis.errors import (
     RateLimited,
     RequestError,
     ServiceBusy,
+    ShuttingDown,
     SynthesisFailed,
 )
 from sentiric_tts.synthesis.incremental import SentenceBuffer, is_sentence_end
@@ -65,7 +66,17 @@ class _Close:
     pass
 
 
-_QueueItem = _Sentence | _Flushed | _Cancelled | _Close
+@dataclass(frozen=True)
+class _ShutDown:
+    dropped_sentences: int
+
+
+_QueueItem = _Sentence | _Flushed | _Cancelled | _Close | _ShutDown
+
+SHUTTING_DOWN_MESSAGE = (
+    "The service is shutting down; reconnect (to another instance) and send again what was not spoken."
+)
+SHUTTING_DOWN_CLOSE = 1012  # "service restart": clients may reconnect at once
 
 
 @dataclass
@@ -109,6 +120,8 @@ class SpeechSession:
         self._release_slot: Any = None
         self._current: asyncio.Task[None] | None = None
         self._closing = False
+        self._shutting_down = False
+        self._cut: _Sentence | None = None  # the sentence a shutdown cut short, if any
         self._sentences = 0
         self._samples = 0  # audio sent, in samples at the session rate (pauses included)
         self._queued_chars = 0
@@ -231,7 +244,7 @@ class SpeechSession:
             return
         request = self._request("Hello.", message, output_format=message.format)
         try:
-            plan = self.runtime.pipeline.plan(request)  # checks voice, language, format and rate now
+            plan = self.runtime.plan(request, self.client)  # checks voice, language, format and rate now
             encoder = make_encoder(plan.output_format, plan.sample_rate)
         except RequestError as exc:
             await self.send_error(exc.code, exc.message, param=exc.param, allowed=exc.allowed)
@@ -301,6 +314,20 @@ class SpeechSession:
         for item in kept:
             self._queue.put_nowait(item)
 
+    def shut_down(self) -> None:
+        """The service is shutting down: the sentence being spoken may finish (until the grace
+        ends), what waits is dropped, then an error event says so and the socket closes."""
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        dropped = 0
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _Sentence):
+                dropped += 1
+                self._queued_chars -= len(item.text)
+        self._queue.put_nowait(_ShutDown(dropped))
+
     # --- the speaker ---
 
     async def _speak_queue(self) -> None:
@@ -317,6 +344,9 @@ class SpeechSession:
                 finally:
                     self._current = None
                     self._queued_chars -= len(item.text)
+            elif isinstance(item, _ShutDown):
+                await self._end_for_shutdown(item)
+                return
             elif isinstance(item, _Flushed):
                 await self.send_event({"type": "flushed", "audio_offset": self.audio_offset})
             elif isinstance(item, _Cancelled):
@@ -354,8 +384,12 @@ class SpeechSession:
         voice = self._voice
         try:
             audio = await self.runtime.start_speech(
-                self._request(sentence.text, voice.message), door="websocket"
+                self._request(sentence.text, voice.message), self.client, door="websocket"
             )
+        except ShuttingDown:
+            self._cut = sentence
+            self.shut_down()
+            return
         except (RequestError, ServiceBusy) as exc:
             fields: dict[str, Any] = {"sentence": sentence.index, "text": sentence.text}
             if isinstance(exc, ServiceBusy):
@@ -385,6 +419,10 @@ class SpeechSession:
         try:
             async for chunk in audio.chunks():
                 await self._send_audio(np.frombuffer(chunk, np.int16))
+        except ShuttingDown:  # cut at the end of the shutdown grace
+            self._cut = sentence
+            self.shut_down()
+            return
         except (SynthesisFailed, DeadlineExceeded) as exc:
             code = "deadline_exceeded" if isinstance(exc, DeadlineExceeded) else "synthesis_failed"
             await self.send_error(
@@ -401,6 +439,17 @@ class SpeechSession:
                 "duration": round(self.audio_offset - began, 4),
             }
         )
+
+    async def _end_for_shutdown(self, item: _ShutDown) -> None:
+        event: dict[str, Any] = {
+            "dropped_sentences": item.dropped_sentences,
+            "audio_offset": self.audio_offset,
+        }
+        if self._cut is not None:
+            event.update(sentence=self._cut.index, text=self._cut.text)
+        await self.send_error("shutting_down", SHUTTING_DOWN_MESSAGE, **event)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.socket.close(SHUTTING_DOWN_CLOSE)
 
     async def _finish(self) -> None:
         tail = self._encoder.finish() if self._encoder is not None else b""

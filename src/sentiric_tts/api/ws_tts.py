@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, WebSocket
 
 from sentiric_tts.api.security import key_from_headers
-from sentiric_tts.api.ws_session import SpeechSession
+from sentiric_tts.api.ws_session import SHUTTING_DOWN_CLOSE, SHUTTING_DOWN_MESSAGE, SpeechSession
 from sentiric_tts.observability.context import choose_request_id, request_id_var
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.errors import Unauthorized
@@ -30,12 +32,28 @@ async def ws_tts(socket: WebSocket) -> None:
             await socket.send_json({"type": "error", "code": "unauthorized", "message": exc.message})
             await socket.close(1008)
             return
+        if runtime.draining:
+            await socket.send_json(
+                {"type": "error", "code": "shutting_down", "message": SHUTTING_DOWN_MESSAGE}
+            )
+            await socket.close(SHUTTING_DOWN_CLOSE)
+            return
         if not runtime.ready:
             await socket.send_json(
                 {"type": "error", "code": "not_ready", "message": "The service is starting or stopping."}
             )
             await socket.close(1013)
             return
-        await SpeechSession(runtime, socket, client).run()
+        session = SpeechSession(runtime, socket, client)
+        loop = asyncio.get_running_loop()
+
+        def shutting_down() -> None:  # Runtime.begin_shutdown, on any thread
+            loop.call_soon_threadsafe(session.shut_down)
+
+        runtime.shutdown_listeners.append(shutting_down)
+        try:
+            await session.run()
+        finally:
+            runtime.shutdown_listeners.remove(shutting_down)
     finally:
         request_id_var.reset(token)

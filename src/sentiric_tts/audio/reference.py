@@ -1,4 +1,5 @@
-"""Reference clips for voice cloning: decoded by us (PyAV), checked, made canonical.
+"""Reference clips for voice cloning: decoded by us (PyAV, through `safe_decode`), checked, made
+canonical.
 
 Decoding here rather than through torchaudio keeps FFmpeg inside PyAV's wheel (torchaudio.load
 would need torchcodec's system FFmpeg). Every clip ends up mono float32 at REFERENCE_RATE with
@@ -8,13 +9,12 @@ leading and trailing silence trimmed, so the same recording always hashes to the
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 
-import av
 import numpy as np
 
 from sentiric_tts.audio.resample import resample
+from sentiric_tts.audio.safe_decode import ACCEPTED_FORMATS, AudioTooLong, UndecodableAudio, decode_upload
 from sentiric_tts.synthesis.errors import RequestError
 
 REFERENCE_RATE = 22050
@@ -45,32 +45,27 @@ class ReferenceAudio:
         return sum(len(clip) for clip in self.clips) / self.sample_rate
 
 
-def _decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
+def _too_long(name: str, exc: AudioTooLong, limit: float) -> RequestError:
+    length = f"{exc.seconds:.1f} s long" if exc.complete else f"more than {limit:g} s long"
+    return RequestError(
+        f"Reference '{name}' is {length}; the limit is {limit:g} s. Cut it to the clearest stretch of speech.",
+        param="files",
+        code="reference_too_long",
+    )
+
+
+def _decode(data: bytes, name: str, max_seconds: float) -> tuple[np.ndarray, int]:
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if not container.streams.audio:
-                raise RequestError(
-                    f"Reference '{name}' has no audio stream.", param="files", code="invalid_audio"
-                )
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate or REFERENCE_RATE)
-            pieces: list[np.ndarray] = []
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    pieces.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                pieces.append(out.to_ndarray().reshape(-1))
-            rate = int(resampler.rate or stream.rate or REFERENCE_RATE)
-    except RequestError:
-        raise
-    except (av.error.FFmpegError, ValueError, IndexError, UnicodeDecodeError) as exc:
+        decoded = decode_upload(data, max_seconds)
+    except AudioTooLong as exc:
+        raise _too_long(name, exc, max_seconds) from exc
+    except UndecodableAudio as exc:
         raise RequestError(
-            f"Reference '{name}' is not audio we can decode (wav, mp3, ogg/opus, webm, m4a, flac): {exc}",
+            f"Reference '{name}' is not audio we can decode: {exc}. Accepted formats: {ACCEPTED_FORMATS}.",
             param="files",
             code="invalid_audio",
         ) from exc
-    audio = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
-    return np.nan_to_num(audio), rate
+    return decoded.samples, decoded.sample_rate
 
 
 def _frame_levels_db(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -132,15 +127,7 @@ def load_references(files: list[tuple[str, bytes]], limits: ReferenceLimits) -> 
             )
         if not data:
             raise RequestError(f"Reference '{name}' is empty.", param="files", code="invalid_audio")
-        audio, rate = _decode(data, name)
-        seconds = len(audio) / rate
-        if seconds > limits.max_seconds:
-            raise RequestError(
-                f"Reference '{name}' is {seconds:.1f} s long; the limit is {limits.max_seconds:g} s. "
-                "Cut it to the clearest stretch of speech.",
-                param="files",
-                code="reference_too_long",
-            )
+        audio, rate = _decode(data, name, limits.max_seconds)
         audio = resample(audio, rate, REFERENCE_RATE)
         spoken = speech_seconds(audio, REFERENCE_RATE)
         if spoken < limits.min_speech_seconds:

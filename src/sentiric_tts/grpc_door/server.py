@@ -26,6 +26,18 @@ log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
+# Connections held by clients that are gone or idle are closed, so they cannot pile up: an idle
+# channel gets GOAWAY after 5 minutes (the client reconnects on its next call, as for a
+# restart), a peer that stops answering keepalive pings during a call is dropped, and every
+# connection is renewed after an hour (a call whose request never finishes arriving has no
+# deadline of its own to end it).
+CONNECTION_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_connection_idle_ms", 5 * 60_000),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.max_connection_age_ms", 60 * 60_000),
+)
+
 
 class GrpcStartupError(RuntimeError):
     """The gRPC server could not start as configured."""
@@ -57,6 +69,14 @@ class GrpcDoor:
                 # then share it silently instead of failing.
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+                # A call's metadata is bounded like an HTTP request's head. Soft and hard limit
+                # alike: between the two grpc refuses a random share of calls.
+                ("grpc.max_metadata_size", settings.max_header_bytes),
+                ("grpc.absolute_max_metadata_size", settings.max_header_bytes),
+                *CONNECTION_OPTIONS,
+                # A connection past its age gets GOAWAY (clients reconnect for their next call);
+                # its calls in flight keep their whole deadline before it is closed.
+                ("grpc.max_connection_age_grace_ms", round(settings.request_timeout_seconds * 1000) + 10_000),
             ]
         )
         pb_grpc.add_TtsCoquiServiceServicer_to_server(TtsCoquiServicer(runtime), server)

@@ -14,7 +14,6 @@ from sentiric_tts.grpc_door.contract import pb, pb_grpc
 from sentiric_tts.grpc_door.mapping import SynthesizeMessage, to_synthesis_request
 from sentiric_tts.grpc_door.status import NotServing
 from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.errors import ServiceBusy
 from sentiric_tts.synthesis.stream import AudioStream
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -34,12 +33,8 @@ class TtsCoquiServicer(pb_grpc.TtsCoquiServiceServicer):
         if not runtime.ready:
             raise NotServing
         request = to_synthesis_request(message)
-        try:
-            call.audio = await runtime.open_speech(request, client, door="grpc")
-        except ServiceBusy:
-            if not runtime.ready:  # admission closed by a shutdown, not a full queue
-                raise NotServing from None
-            raise
+        # A shutdown that closed admission meanwhile raises ShuttingDown: UNAVAILABLE too.
+        call.audio = await runtime.open_speech(request, client, door="grpc")
         return call.audio
 
     async def CoquiSynthesize(

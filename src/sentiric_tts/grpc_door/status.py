@@ -12,6 +12,7 @@ from sentiric_tts.synthesis.errors import (
     RateLimited,
     RequestError,
     ServiceBusy,
+    ShuttingDown,
     SynthesisFailed,
     Unauthorized,
 )
@@ -37,6 +38,8 @@ def refusal_for(exc: Exception) -> Refusal:
         return Refusal(code, exc.message)
     if isinstance(exc, NotServing):
         return unavailable()
+    if isinstance(exc, ShuttingDown):  # refused, or cut at the end of the shutdown grace
+        return Refusal(grpc.StatusCode.UNAVAILABLE, exc.message)
     if isinstance(exc, Unauthorized):
         return Refusal(grpc.StatusCode.UNAUTHENTICATED, exc.message)
     if isinstance(exc, RateLimited | ServiceBusy):

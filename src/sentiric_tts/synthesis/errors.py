@@ -17,6 +17,9 @@ class RequestError(Exception):
         status: int = 422,
         allowed: Sequence[object] | None = None,
     ) -> None:
+        # A message may quote what the client sent: a lone surrogate there would make it text
+        # that no door can encode (JSON, gRPC, a WebSocket frame), so it is quoted escaped.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(message)
         self.message = message
         self.param = param
@@ -32,6 +35,11 @@ class ServiceBusy(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+
+
+class ShuttingDown(ServiceBusy):
+    """The service is shutting down: new work is refused, and work still running when the
+    shutdown grace ends is cut with this error (each door reports it as its own error)."""
 
 
 class SynthesisFailed(Exception):

@@ -15,10 +15,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
+import regex
+from anyascii import anyascii
 from num2words import CONVERTER_CLASSES, num2words
 
-from sentiric_tts.synthesis.text import normalize_whitespace
+from sentiric_tts.synthesis.text import clean_text
 
 
 @dataclass(frozen=True)
@@ -492,15 +495,79 @@ _RULES: tuple[Callable[[str, _Lang], str], ...] = (
 )
 
 
+# --- letters of other scripts --------------------------------------------------------------
+
+# The scripts languages are written in besides Latin, which every engine reads (names as the
+# `regex` module spells Unicode scripts). Languages missing here are left as written.
+_LANGUAGES_BY_SCRIPTS: dict[tuple[str, ...], str] = {
+    (): "af az ca cs cy da de en eo es et eu fi fr ga gl hr hu id is it lb lt lv ms mt nb nl nn no pl "
+    "pt ro sk sl sq sv sw tl tr uz vi",
+    ("Cyrillic",): "be bg kk ky mk mn ru sr tg uk",
+    ("Arabic",): "ar fa ps ur",
+    ("Devanagari",): "hi mr ne",
+    ("Greek",): "el",
+    ("Hebrew",): "he",
+    ("Georgian",): "ka",
+    ("Armenian",): "hy",
+    ("Bengali",): "bn",
+    ("Tamil",): "ta",
+    ("Telugu",): "te",
+    ("Thai",): "th",
+    ("Han", "Bopomofo"): "zh",
+    ("Han", "Hiragana", "Katakana"): "ja",
+    ("Hangul", "Han"): "ko",
+}
+_SCRIPTS = {code: scripts for scripts, codes in _LANGUAGES_BY_SCRIPTS.items() for code in codes.split()}
+
+
+@lru_cache(maxsize=64)
+def _foreign_letters(language: str) -> regex.Pattern[str] | None:
+    """Runs of letters (with their marks) in scripts `language` is not written in, or None when
+    the language's scripts are unknown."""
+    scripts = _SCRIPTS.get(language.strip().lower().replace("_", "-").split("-")[0])
+    if scripts is None:
+        return None
+    own = "".join(rf"\p{{{script}}}" for script in ("Latin", "Common", "Inherited", *scripts))
+    return regex.compile(rf"(?V1)(?:[\p{{L}}--[{own}]]\p{{M}}*)+")
+
+
+def _transliterated(run: str) -> str:
+    # A Han character is a syllable of its own: spaced, the pinyin reads as syllables, not as
+    # one long word.
+    return " ".join(anyascii(ch) for ch in run) if regex.match(r"\p{Han}", run) else anyascii(run)
+
+
+def spell_foreign_letters(text: str, language: str) -> str:
+    """Letters of scripts `language` is not written in, transliterated to Latin (anyascii): a
+    voice reads "Moskva" where it would say "Cyrillic letter" for each letter of "Москва", or make
+    noise of it."""
+    pattern = None if text.isascii() else _foreign_letters(language)
+    if pattern is None:
+        return text
+
+    def spelled(match: regex.Match[str]) -> str:
+        before, after = match.string[match.start() - 1 : match.start()], match.string[match.end() :][:1]
+        # Spaced from letters next to it only: "Москва," stays one word before its comma.
+        return (
+            (" " if before.isalnum() else "") + _transliterated(match[0]) + (" " if after.isalnum() else "")
+        )
+
+    return pattern.sub(spelled, text)
+
+
 def normalize_text(text: str, language: str) -> str:
-    """`text` with numbers, dates, times, money, units and a few abbreviations spelled out."""
-    text = normalize_whitespace(text)
+    """`text` with letters of other scripts transliterated and numbers, dates, times, money,
+    units and a few abbreviations spelled out."""
+    text = clean_text(text)
+    spelled = spell_foreign_letters(text, language)
+    if spelled is not text:
+        text = clean_text(spelled)
     lang = _lang(language)
     if lang is None:
         return text
     for rule in _RULES:
         text = rule(text, lang)
-    return normalize_whitespace(text)
+    return " ".join(text.split())  # the rules insert words and spaces only
 
 
 # --- SSML say-as ---------------------------------------------------------------------------
@@ -557,7 +624,7 @@ def say_as(text: str, interpret_as: str, *, format: str | None = None, language:
     if kind not in SAY_AS_TYPES:
         raise ValueError(f"unsupported interpret-as {interpret_as!r}; supported: {', '.join(SAY_AS_TYPES)}")
     lang = _lang(language)
-    text = normalize_whitespace(text)
+    text = clean_text(text)
     if kind in ("characters", "spell-out"):
         return _spell(text, lang)
     if lang is None:

@@ -25,8 +25,9 @@ from sentiric_tts.observability.record import record_stream
 from sentiric_tts.synthesis.errors import RequestError, ServiceBusy
 from sentiric_tts.synthesis.language_id import LanguageDetector
 from sentiric_tts.synthesis.normalize import normalize_text
-from sentiric_tts.synthesis.render import RunawayGuard, render
+from sentiric_tts.synthesis.render import RunawayGuard, expected_speech_seconds, render
 from sentiric_tts.synthesis.request import (
+    Pause,
     PlanItem,
     Prosody,
     Segment,
@@ -38,17 +39,37 @@ from sentiric_tts.synthesis.ssml import SpeechText, SsmlError, looks_like_ssml, 
 from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 from sentiric_tts.synthesis.text import (
     clause_pause_s,
+    clean_text,
     ends_sentence,
-    normalize_whitespace,
+    scrub_code_points,
     split_first_clause,
     split_for_engine,
 )
+from sentiric_tts.voices.access import OPEN_ACCESS, LibraryAccess
 from sentiric_tts.voices.cloning import conditioning_from, require_cloning_engine
 from sentiric_tts.voices.latent_cache import LatentCache
 from sentiric_tts.voices.library_voices import LibraryVoices
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 CALIBRATION_TEXT = "Thank you for calling. How can I help you today?"
+
+
+def planned_pause_seconds(items: Sequence[PlanItem], sentence_pause_s: float) -> float:
+    """The silence the stream puts into a plan (AudioStream._joined): breaks before the first and
+    after the last segment, and between two segments the breaks there, else the segment's clause
+    pause, else the sentence pause."""
+    total = 0.0
+    pending: float | None = None
+    spoken = False
+    for item in items:
+        if isinstance(item, Pause):
+            pending = (pending or 0.0) + item.seconds
+        elif isinstance(item, Segment):
+            if spoken and pending is None:
+                pending = sentence_pause_s if item.pause_before_s is None else item.pause_before_s
+            total += pending or 0.0
+            pending, spoken = None, True
+    return total + (pending or 0.0)
 
 
 class SynthesisPipeline:
@@ -70,7 +91,11 @@ class SynthesisPipeline:
         request_timeout_s: float | None = None,
         library: LibraryVoices | None = None,
         first_segment_chars: int = 0,
+        max_audio_seconds: float = 600.0,
+        max_pause_seconds: float = 60.0,
     ) -> None:
+        self.max_audio_seconds = max_audio_seconds
+        self.max_pause_seconds = max_pause_seconds
         self.library = library
         self.metrics = metrics
         self.request_timeout_s = request_timeout_s
@@ -92,9 +117,10 @@ class SynthesisPipeline:
 
     # --- catalogue ---
 
-    def voices(self) -> list[VoiceInfo]:
+    def voices(self, access: LibraryAccess) -> list[VoiceInfo]:
+        """The engine's voices and the library voices `access` may see."""
         # Library voices are listed only where they can be spoken (a cloning engine).
-        library = self.library.infos() if self.library is not None and self.library.usable else []
+        library = self.library.infos(access) if self.library is not None and self.library.usable else []
         return self.engine.voices() + library
 
     def languages(self) -> list[str]:
@@ -102,16 +128,16 @@ class SynthesisPipeline:
 
     # --- validation ---
 
-    def _resolve_voice(self, requested: str | None) -> tuple[Voice, VoiceInfo]:
+    def _resolve_voice(self, requested: str | None, access: LibraryAccess) -> tuple[Voice, VoiceInfo]:
         wanted = self.default_voice if requested is None or not requested.strip() else requested.strip()
-        voices = self.voices()
+        voices = self.voices(access)
         for info in voices:
             if info.id == wanted or info.name == wanted:
                 return Voice(id=info.id), info
         for info in voices:  # be forgiving about case, never about the voice itself
             if wanted.casefold() in (info.id.casefold(), info.name.casefold()):
                 return Voice(id=info.id), info
-        if self.library is not None and self.library.find(wanted) is not None:
+        if self.library is not None and self.library.find(wanted, access) is not None:
             require_cloning_engine(self.engine, param="voice")  # a library voice, on Piper: 409
         ids = [info.id for info in voices]
         shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
@@ -144,7 +170,7 @@ class SynthesisPipeline:
         )
 
     def _check_text(self, text: str) -> str:
-        cleaned = normalize_whitespace(text)
+        cleaned = clean_text(text)
         if not cleaned:
             raise RequestError(
                 "The text is empty: send at least one word to speak.", param="text", code="empty_text"
@@ -192,7 +218,7 @@ class SynthesisPipeline:
             text = self._check_text(request.text)
             return [SpeechText(text, None, None, Prosody())], (), request.language, len(text)
         try:
-            document = parse_ssml(request.text, max_bytes=self.ssml_max_bytes)
+            document = parse_ssml(scrub_code_points(request.text), max_bytes=self.ssml_max_bytes)
         except SsmlError as exc:
             raise RequestError(f"Invalid SSML: {exc}", param="text", code="invalid_ssml") from exc
         spoken = " ".join(item.text for item in document.items if isinstance(item, SpeechText))
@@ -208,13 +234,13 @@ class SynthesisPipeline:
             voice = cloned
             info = VoiceInfo(cloned.id, cloned.id, "library", tuple(self.engine.languages()))
         else:
-            voice, info = self._resolve_voice(request.voice)
+            voice, info = self._resolve_voice(request.voice, request.library_access)
         if base_language is None and request.detect_language:
             spoken = " ".join(piece.text for piece in pieces if isinstance(piece, SpeechText))
             detected = self.language_detector.detect(spoken)
             base_language = detected if detected in info.languages else None
         if base_language is None and info.kind == "library" and self.library is not None:
-            found = self.library.find(info.id)  # the voice's own language, when it has one
+            found = self.library.find(info.id, request.library_access)  # the voice's own language
             base_language = found.language if found is not None else None
         language = self._resolve_language(base_language, info)
         output_format, sample_rate = self._check_output(request)
@@ -230,7 +256,9 @@ class SynthesisPipeline:
                 items.append(piece)  # type: ignore[arg-type]  # Pause or Mark
                 continue
             piece_voice, piece_info = (
-                (voice, info) if piece.voice is None else self._resolve_voice(piece.voice)
+                (voice, info)
+                if piece.voice is None
+                else self._resolve_voice(piece.voice, request.library_access)
             )
             piece_language = language if piece.voice is None else self._resolve_language(language, piece_info)
             if piece.language is not None:
@@ -243,7 +271,7 @@ class SynthesisPipeline:
                         ignored = (*ignored, f"lang:{piece.language}")
             speed = min(MAX_SPEED, max(MIN_SPEED, request.params.speed * piece.prosody.rate))
             params = dataclasses.replace(request.params, speed=speed)
-            spoken = normalize_whitespace(normalize_text(piece.text, piece_language))
+            spoken = normalize_text(piece.text, piece_language)
             pieces_of_text = split_for_engine(spoken, self.engine.max_segment_chars(piece_language))
             if pieces_of_text and not any(isinstance(item, Segment) for item in items):
                 pieces_of_text[:1] = split_first_clause(pieces_of_text[0], first_cut)
@@ -252,6 +280,7 @@ class SynthesisPipeline:
                 pause = None if previous is None or ends_sentence(previous) else clause_pause_s(speed)
                 items.append(Segment(text, piece_language, piece_voice, params, piece.prosody, pause))
                 previous = text
+        speech_s, pause_s = self._check_length(items)
         return SynthesisPlan(
             items=tuple(items),
             language=language,
@@ -262,7 +291,33 @@ class SynthesisPipeline:
             characters=characters,
             volume_gain_db=request.volume_gain_db,
             ignored_tags=ignored,
+            speech_seconds=speech_s,
+            pause_seconds=pause_s,
+            max_audio_seconds=self.max_audio_seconds,
         )
+
+    def _check_length(self, items: Sequence[PlanItem]) -> tuple[float, float]:
+        """(estimated speech, planned pauses) in seconds; RequestError past either limit, before
+        any engine work."""
+        pause_s = planned_pause_seconds(items, self.post.sentence_pause_ms / 1000.0)
+        if pause_s > self.max_pause_seconds:
+            raise RequestError(
+                f"The pauses in this request add up to {pause_s:.1f} s; the limit is "
+                f"{self.max_pause_seconds:g} s per request (TTS_MAX_PAUSE_SECONDS). Use fewer or shorter "
+                "breaks, or split the text into several requests.",
+                param="text",
+                code="pauses_too_long",
+            )
+        speech_s = sum(expected_speech_seconds(item) for item in items if isinstance(item, Segment))
+        if speech_s + pause_s > self.max_audio_seconds:
+            raise RequestError(
+                f"This request would make about {speech_s + pause_s:.1f} s of audio; the limit is "
+                f"{self.max_audio_seconds:g} s per request (TTS_MAX_AUDIO_SECONDS). Split the text into "
+                "several requests, or speak faster.",
+                param="text",
+                code="audio_too_long",
+            )
+        return speech_s, pause_s
 
     async def prepare(self, request: SynthesisRequest) -> SynthesisPlan:
         """`plan`, plus cloning the voice from the request's reference clips when it has any,
@@ -271,16 +326,16 @@ class SynthesisPipeline:
         plan = self.plan(request)  # everything but the references is checked before any decoding
         if request.references:
             plan = self.plan(request, cloned=await self.clone_voice(request.references))
-        return await self._with_library_conditioning(plan)
+        return await self._with_library_conditioning(plan, request.library_access)
 
-    async def _with_library_conditioning(self, plan: SynthesisPlan) -> SynthesisPlan:
+    async def _with_library_conditioning(self, plan: SynthesisPlan, access: LibraryAccess) -> SynthesisPlan:
         library = self.library
         if library is None:
             return plan
         wanted = {
             item.voice.id
             for item in plan.segments
-            if item.voice.conditioning is None and library.find(item.voice.id) is not None
+            if item.voice.conditioning is None and library.find(item.voice.id, access) is not None
         }
         if not wanted:
             return plan
@@ -310,7 +365,12 @@ class SynthesisPipeline:
     def open_stream(self, plan: SynthesisPlan, door: str = "http") -> AudioStream:
         """Admit the plan's engine work (raises ServiceBusy when full) and return its stream."""
         try:
-            job = self.scheduler.submit(lambda engine: render(engine, plan.items, self.runaway))
+            budget_s = None if plan.max_audio_seconds is None else plan.max_audio_seconds - plan.pause_seconds
+            job = self.scheduler.submit(
+                lambda engine, state: render(
+                    engine, plan.items, self.runaway, budget_s, lambda: state.awaited
+                )
+            )
         except ServiceBusy:
             self.metrics.refusals.labels("queue_full").inc()
             raise
@@ -323,7 +383,7 @@ class SynthesisPipeline:
         """Measure the default voice's level once at start (engine called directly, before the
         worker runs), so even the first stream gets its loudness gain from its first sample."""
         plan = self.plan(SynthesisRequest(text=CALIBRATION_TEXT))
-        if self.library is not None and self.library.find(plan.voice_id) is not None:
+        if self.library is not None and self.library.find(plan.voice_id, OPEN_ACCESS) is not None:
             return  # a library voice's latents load through the scheduler, which is not running yet
         pieces = [
             item for item in render(self.engine, plan.items, self.runaway) if isinstance(item, np.ndarray)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sentiric_tts.engines.base import GenerationParams, Voice
+from sentiric_tts.voices.access import OPEN_ACCESS, LibraryAccess
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class SynthesisRequest:
     """Whether a listener waits for this request's first audio (not so for a WebSocket sentence
     whose listener still has earlier sentences to play): then its opening sentence may be cut
     after its first clause (`first_segment_chars`), trading a little prosody for a sooner start."""
+    library_access: LibraryAccess = OPEN_ACCESS
+    """Which library voices the caller may speak with. The Runtime sets it from the caller's
+    identity for every door; the default serves the service's own callers (CLI, tests)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,12 @@ class SynthesisPlan:
     characters: int
     volume_gain_db: float = 0.0
     ignored_tags: tuple[str, ...] = ()
+    speech_seconds: float = 0.0
+    """Estimated speech (render.expected_speech_seconds over the segments)."""
+    pause_seconds: float = 0.0
+    """The silence the stream puts in: breaks, sentence and clause pauses."""
+    max_audio_seconds: float | None = None
+    """The most audio the request may make; rendering stops it there (None: no limit)."""
 
     @property
     def segments(self) -> tuple[Segment, ...]:

@@ -1,8 +1,9 @@
 """Runs engine work on dedicated worker threads, fairly, off the event loop.
 
-Each admitted request is a job: a factory that, given an engine instance, returns a synchronous
-iterator of items, usually PCM chunks (the engine's generator); one-off engine calls (cloning
-conditioning) are one-item jobs through `call`. A job is bound to the engine instance that first
+Each admitted request is a job: a factory that, given an engine instance and the job's state,
+returns a synchronous iterator of items, usually PCM chunks (the engine's generator); the state
+tells the engine call whether someone still waits for the job's first audio (`awaited`). One-off
+engine calls (cloning conditioning) are one-item jobs through `call`. A job is bound to the engine instance that first
 advances it (an engine's generator cannot move to another instance); until then any may.
 
 Each instance has `stream_workers` threads that advance jobs one chunk at a time, in turns, and
@@ -32,15 +33,30 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sentiric_tts.engines.thread_priority import lower_current_thread_priority
-from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
+from sentiric_tts.synthesis.errors import ServiceBusy, ShuttingDown, SynthesisFailed
 
 log = logging.getLogger(__name__)
 
 _END = object()
 T = TypeVar("T")
 
+_REFUSED_MESSAGE = "The service is shutting down and takes no new work; retry on another instance."
+_CUT_MESSAGE = "The service shut down before this synthesis was done; retry on another instance."
 
-JobFactory = Callable[[Any], Iterator[object]]
+
+class JobState:
+    """What the job's own engine calls may know of it, read when they start."""
+
+    def __init__(self, job: _Job) -> None:
+        self._job = job
+
+    @property
+    def awaited(self) -> bool:
+        """Nothing of the job has been heard yet: someone waits for its first audio."""
+        return self._job.produced == 0
+
+
+JobFactory = Callable[[Any, JobState], Iterator[object]]
 
 
 class _Job:
@@ -150,16 +166,29 @@ class EngineScheduler:
         with self._cond:
             self._admitting = False
 
+    def cut(self) -> int:
+        """End every job still in flight: its consumer gets ShuttingDown at once (so each door
+        reports an error instead of waiting), and its engine work stops before its next chunk.
+        Returns how many jobs were cut."""
+        with self._cond:
+            cut = [job for job in self._jobs if not job.cancelled and not job.finished]
+            for job in cut:
+                job.cancelled = True
+            self._cond.notify_all()
+        for job in cut:
+            self._deliver(job, ShuttingDown(_CUT_MESSAGE, self._retry_after_s))
+        return len(cut)
+
     def stop(self, drain_s: float = 0.0, timeout_s: float = 10.0) -> None:
-        """Stop admitting, give in-flight jobs `drain_s` to finish, cancel the rest, stop."""
+        """Stop admitting, give in-flight jobs `drain_s` to finish, cut the rest, stop."""
         self.close_admission()
         deadline = time.monotonic() + drain_s
         with self._cond:
             while self._jobs and time.monotonic() < deadline:
                 self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        self.cut()
+        with self._cond:
             self._stopping = True
-            for job in self._jobs:
-                job.cancelled = True
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout_s)
@@ -179,7 +208,7 @@ class EngineScheduler:
         job = _Job(asyncio.get_running_loop(), factory)
         with self._cond:
             if self._stopping or not self._admitting or not self._threads:
-                raise ServiceBusy("The service is shutting down.", self._retry_after_s)
+                raise ShuttingDown(_REFUSED_MESSAGE, self._retry_after_s)
             if len(self._jobs) >= self._max_jobs:
                 raise ServiceBusy(
                     f"The synthesis queue is full ({self._max_jobs} requests in flight); retry shortly.",
@@ -192,7 +221,7 @@ class EngineScheduler:
     async def call(self, fn: Callable[[Any], T]) -> T:
         """Run one engine call (given the worker's engine), admitted like any job."""
 
-        def once(engine: Any) -> Iterator[object]:
+        def once(engine: Any, _: JobState) -> Iterator[object]:
             yield fn(engine)
 
         handle = self.submit(once)
@@ -242,7 +271,7 @@ class EngineScheduler:
                 continue
             try:
                 if job.chunks is None:
-                    job.chunks = job.factory(engine)
+                    job.chunks = job.factory(engine, JobState(job))
                 chunk = next(job.chunks)
             except StopIteration:
                 self._finish(job, _END)
@@ -318,6 +347,8 @@ class JobHandle:
         item = await self._job.inbox.get()
         if item is _END:
             raise StopAsyncIteration
+        if isinstance(item, ShuttingDown):
+            raise item
         if isinstance(item, BaseException):
             raise SynthesisFailed(str(item) or type(item).__name__) from item
         self._scheduler._consumed(self._job)

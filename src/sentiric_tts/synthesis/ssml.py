@@ -40,7 +40,7 @@ import defusedxml.ElementTree as DET
 from sentiric_tts.synthesis.normalize import say_as
 from sentiric_tts.synthesis.request import Mark, Prosody
 from sentiric_tts.synthesis.request import Pause as Break  # the same silence item the pipeline renders
-from sentiric_tts.synthesis.text import normalize_whitespace
+from sentiric_tts.synthesis.text import clean_text
 
 SILENT_DB = -120.0
 """Volume of `volume="silent"`: the pipeline should treat anything at or below it as mute."""
@@ -336,7 +336,7 @@ def _finish(out: _Builder) -> tuple[SsmlItem, ...]:
     for i, item in enumerate(out.items):
         if isinstance(item, SpeechText):
             # say-as words are padded with spaces; no space may precede punctuation.
-            text = _SPACE_BEFORE_PUNCT.sub(r"\1", normalize_whitespace(item.text))
+            text = _SPACE_BEFORE_PUNCT.sub(r"\1", clean_text(item.text))
             if not text:
                 continue
             item = SpeechText(text, item.language, item.voice, item.prosody)

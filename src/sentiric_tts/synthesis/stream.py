@@ -25,7 +25,7 @@ from sentiric_tts.audio.pitch import PitchShifter
 from sentiric_tts.audio.resample import StreamResampler
 from sentiric_tts.audio.voice_levels import VoiceLevels
 from sentiric_tts.synthesis.errors import DeadlineExceeded, SynthesisFailed
-from sentiric_tts.synthesis.render import SEGMENT_END, SegmentStart
+from sentiric_tts.synthesis.render import BUDGET_SPENT, SEGMENT_END, AudioLimitReached, SegmentStart
 from sentiric_tts.synthesis.request import Mark, Pause, Prosody, Segment, SynthesisPlan
 from sentiric_tts.synthesis.scheduler import JobHandle
 
@@ -33,6 +33,7 @@ SILENT_DB = -120.0  # at or below this, a segment is muted (SSML volume="silent"
 MAX_PITCH_SEMITONES = 24.0
 _LEVEL_SAMPLE_S = 10.0  # pre-gain audio kept to refine the voice's level estimate
 _LEVEL_MIN_S = 2.0  # shorter renders say too little about a voice's level
+_WHOLE_BLOCK_S = 1.0  # a whole file is resampled and encoded this much at a time
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ class AudioStream:
         self._job = job
         self._deadline = None if deadline_s is None else time.monotonic() + deadline_s
         self.outcome = "pending"
-        """ok, failed (engine error), deadline, or cancelled (the consumer stopped early)."""
+        """ok, failed (engine error), deadline, refused (ran past the audio limit), or cancelled
+        (the consumer stopped early)."""
         self._done_callbacks: list[Callable[[AudioStream], None]] = []
         self._post = post
         self._levels = levels
@@ -145,6 +147,9 @@ class AudioStream:
         try:
             async for part in body:
                 yield part
+        except AudioLimitReached:
+            self._finish("refused")
+            raise
         except SynthesisFailed:
             self._finish("failed")
             raise
@@ -221,6 +226,8 @@ class AudioStream:
                     pending_pause = (pending_pause or 0.0) + item.seconds
                 elif isinstance(item, Mark):
                     self.marks.append((item.name, emitted / rate))
+                elif item is BUDGET_SPENT:
+                    raise AudioLimitReached(self.plan.max_audio_seconds or 0.0)
                 emitted += out.size
                 if out.size or first_done:
                     yield out, first_done
@@ -293,8 +300,11 @@ class AudioStream:
         return parts[0]
 
     async def _collect(self) -> AsyncIterator[bytes]:
+        # Memory: the signal at the engine rate is the one whole copy kept (loudness is measured
+        # over all of it); what follows is made and encoded a block at a time.
         pieces = [audio async for audio, _ in self._joined()]
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        pieces.clear()
         post = self._post
         if post.normalize_loudness and audio.size:
             measured = integrated_loudness(audio, self._rate)
@@ -306,8 +316,15 @@ class AudioStream:
             fixed = _FixedGain(self._rate, self.plan.volume_gain_db, post.true_peak_dbtp)
             audio = np.concatenate([fixed.process(audio), fixed.flush()])
         resampler = StreamResampler(self._rate, self.plan.sample_rate)
-        out = np.concatenate([resampler.process(audio), resampler.flush()])
-        body = self._encoder.header() + self._encode(out) + self._encoder.finish()
+        block = round(_WHOLE_BLOCK_S * self._rate)
+        parts = [self._encoder.header()]
+        parts.extend(
+            self._encode(resampler.process(audio[i : i + block])) for i in range(0, audio.size, block)
+        )
+        del audio
+        parts += [self._encode(resampler.flush()), self._encoder.finish()]
+        body = b"".join(parts)
+        parts.clear()
         self._finish("ok")
         yield self._encoder.finalize(body)
 

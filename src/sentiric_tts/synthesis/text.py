@@ -1,10 +1,13 @@
-"""Text frontend: whitespace clean-up and sentence splitting under an engine's length limit."""
+"""Text frontend: the clean-up of every text, its spoken length, and sentence splitting under an
+engine's length limit."""
 
 from __future__ import annotations
 
 import itertools
 import re
 import unicodedata
+
+import regex
 
 # Abbreviations whose trailing period does not end a sentence.
 _ABBREVIATIONS = frozenset(
@@ -39,7 +42,32 @@ _ABBREVIATIONS = frozenset(
 # and at CJK full stops, which are not followed by spaces.
 _SENTENCE_END = re.compile(r"""([.!?…]+["'”’)\]]*)\s+|([。！？])""")
 _CLAUSE_BREAK = re.compile(r"""[,;:—–]\s+|\s[-–—]\s""")
+# Controls, zero-width spaces, line and paragraph separators and the BOM: breaks between words.
 _CONTROL_CHARS = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\ufeff]")
+# Code points that are no text at all: lone surrogates (half a UTF-16 pair, which no encoder or
+# engine takes), noncharacters, private-use and unassigned code points.
+_INVALID = regex.compile(r"[\p{Cs}\p{Cn}\p{Co}]+")
+# Invisible marks inside words (soft hyphen, bidi controls, tags, variation selectors, emoji
+# skin tones and keycaps): removed, so the word around them stays one word.
+_INVISIBLE = regex.compile(r"[\p{Cf}\p{Variation_Selector}\p{Emoji_Modifier}\u20e3]+")
+# Emoji and other pictographs: no voice says them (an engine reads their names or makes noise).
+# Letterlike signs below U+2190 (©, ®, ™, ‼) are read as words and stay.
+_PICTOGRAPHS = regex.compile(
+    r"(?V1)[[\p{Extended_Pictographic}\p{Regional_Indicator}]&&[\u2190-\U0010ffff]]+"
+)
+MAX_MARKS_PER_LETTER = 4
+"""Combining marks one letter may carry: real scripts stack at most about three (Vietnamese,
+Hebrew, Thai). A letter under more ("Zalgo" text stacks dozens, which engines read as noise or
+as accent names) loses them all and is read as the plain letter."""
+_MARK_FLOOD = regex.compile(rf"(\P{{M}}?)\p{{M}}{{{MAX_MARKS_PER_LETTER + 1},}}")
+MAX_REPEATS = 3
+"""The same letter, sign or short group of them this many times in a row at most ("sooo",
+"!!!", "hahaha"): a longer run says nothing more and costs engine time (Piper spells 160 "x"s
+for nine seconds). Digits are never cut: they are numbers."""
+_REPEATED = re.compile(rf"([^\d\s]{{1,{MAX_MARKS_PER_LETTER + 1}}}?)\1{{{MAX_REPEATS},}}")
+MAX_SIGNS_IN_A_ROW = 4
+"""Punctuation and symbols in a row at most ('..."', "?!?!"); a longer run is cut there."""
+_SIGN_RUN = regex.compile(rf"([^\p{{L}}\p{{N}}\p{{M}}\s]{{{MAX_SIGNS_IN_A_ROW}}})[^\p{{L}}\p{{N}}\p{{M}}\s]+")
 
 
 CLAUSE_PAUSE_S = 0.12
@@ -52,11 +80,42 @@ def clause_pause_s(speed: float) -> float:
     return CLAUSE_PAUSE_S / speed
 
 
-def normalize_whitespace(text: str) -> str:
-    """NFC-normalise, drop control and zero-width characters, collapse runs of whitespace."""
-    text = unicodedata.normalize("NFC", text)
-    text = _CONTROL_CHARS.sub(" ", text)
+def scrub_code_points(text: str) -> str:
+    """`text` without what is no text at all (lone surrogates, noncharacters, private-use and
+    unassigned code points), with control characters as spaces: safe to parse and to encode."""
+    if not text.isascii():
+        text = _INVALID.sub("", text)
+    return _CONTROL_CHARS.sub(" ", text)
+
+
+def clean_text(text: str) -> str:
+    """The clean-up every text gets before it is spoken, in one linear pass per rule: invalid code
+    points, invisible marks and floods of combining marks dropped, pictographs and controls turned
+    into spaces, NFC, runs of one repeated letter, sign or group and of signs cut short,
+    whitespace collapsed."""
+    text = scrub_code_points(text)
+    if not text.isascii():
+        text = _MARK_FLOOD.sub(r"\1", _PICTOGRAPHS.sub(" ", _INVISIBLE.sub("", text)))
+        text = unicodedata.normalize("NFC", text)
+    text = _SIGN_RUN.sub(r"\1", _REPEATED.sub(r"\1" * MAX_REPEATS, text))
     return re.sub(r"\s+", " ", text).strip()
+
+
+_WIDE = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+_READ_ALOUD_SIGN = regex.compile(r"""[^\p{L}\p{N}\p{M}\s.,;:!?¡¿'"“”‘’„‚«»‹›()\[\]{}\-–—…。、！？，]""")
+WIDE_CHAR_WEIGHT = 3
+"""A CJK character is a syllable or more: about three Latin letters' worth of speech."""
+SIGN_WEIGHT = 5
+"""A sign an engine reads as a word ("#": "hash", "%": "percent") takes as long as a short word."""
+
+
+def spoken_length(text: str) -> int:
+    """`text`'s length in characters, weighted by how long they take to say: the unit of every
+    audio-length rule (the plan's estimate, the runaway guard)."""
+    length = len(text)
+    if not text.isascii():
+        length += (WIDE_CHAR_WEIGHT - 1) * len(_WIDE.findall(text))
+    return length + (SIGN_WEIGHT - 1) * len(_READ_ALOUD_SIGN.findall(text))
 
 
 def ends_with_abbreviation(fragment: str) -> bool:

@@ -1,1 +1,1 @@
-"""Voices beyond the engine's own: cloning conditioning and its cache (later: the voice library)."""
+"""Voices beyond the engine's own: cloning conditioning, its cache, and the voice library."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+
+from sentiric_tts.voices.durable_files import is_temporary, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,13 @@ class LatentCache:
         self.hits = 0
         self.misses = 0
         self.disk_hits = 0
+        self.write_failures = 0
+        """Conditionings that could not be written to disk (kept in memory only)."""
+        self._failing = False
+        if directory is not None and directory.is_dir():
+            for entry in directory.iterdir():  # writes a crash interrupted
+                if is_temporary(entry.name):
+                    entry.unlink(missing_ok=True)
 
     @staticmethod
     def key(reference_digest: str, model_fingerprint: str, conditioning_tag: str) -> str:
@@ -67,21 +74,28 @@ class LatentCache:
         return None
 
     def put(self, key: str, value: object, dump: Callable[[object], bytes]) -> None:
+        """Keep `value` in memory and on disk. The disk copy is optional: when it cannot be
+        written (a full disk) it is left out, logged once until a write succeeds again."""
         with self._lock:
             self._remember(key, value)
         path = self._path(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a crash never leaves a half-written file under a valid key.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        data = dump(value)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(dump(value))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, data)  # a crash never leaves half a file under a valid key
+        except OSError as exc:
+            with self._lock:
+                self.write_failures += 1
+                first, self._failing = not self._failing, True
+            if first:
+                log.warning(
+                    "Cloning conditioning kept in memory only: cannot write %s (%s)", path.parent, exc
+                )
+            return
+        with self._lock:
+            self._failing = False
 
     @property
     def entries(self) -> int:

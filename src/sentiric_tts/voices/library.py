@@ -1,106 +1,57 @@
-"""The voice library's store: SQLite for what a voice is, files for its clips and latents.
+"""The voice library's store: one folder per voice, indexed in SQLite.
 
 Layout under the library folder:
-    library.db                    voices and samples (metadata only)
+    library.db                    the index (library_index.py): voices and samples, WAL mode
+    v_<12 hex>/voice.json         what the voice is: name, owner, samples in order (authoritative)
     v_<12 hex>/s_<12 hex>.clip    a reference clip exactly as it was uploaded
-    v_<12 hex>/latents.bin        the voice's conditioning, serialised by the engine
+    v_<12 hex>/latents.bin        the voice's conditioning, tagged with what it was computed from
 
-The store knows nothing about HTTP or engines: it keeps bytes and rows consistent. Every write
-holds one lock and one SQLite transaction; files are put in place before the commit and removed
-when the transaction fails, so a failed change leaves nothing behind. Folders that no row owns
-(a crash between the two steps) are swept away when the store opens.
+The store knows nothing about HTTP or engines: it keeps bytes, voice.json and rows consistent.
+Every change holds one lock and one SQLite transaction, and takes effect in a single step that a
+crash cannot split (library_recovery.py lists them and what a start finds after a crash at any
+point): a create or sample-add killed at any moment leaves the whole change or none of it. Files
+are written under temporary names and renamed; a change that fails removes what it wrote, and a
+full disk answers 507 with the library unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import re
 import secrets
 import shutil
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.voices.durable_files import is_disk_full, sync_directory, write_atomically, write_temporary
+from sentiric_tts.voices.library_index import LibraryIndex, Transaction
+from sentiric_tts.voices.library_records import (
+    DESCRIPTION_MAX_CHARS,
+    LATENTS_NAME,
+    NAME_MAX_CHARS,
+    RECORD_NAME,
+    SAMPLE_ID,
+    VOICE_ID,
+    Latents,
+    LibrarySample,
+    LibraryVoice,
+    NewSample,
+    clip_name,
+    decode_latents,
+    encode_latents,
+    encode_record,
+)
+from sentiric_tts.voices.library_recovery import DELETING_PREFIX, STAGING_PREFIX, Recovery, open_library
 
 log = logging.getLogger(__name__)
 
-VOICE_ID = re.compile(r"v_[0-9a-f]{12}")
-SAMPLE_ID = re.compile(r"s_[0-9a-f]{12}")
-NAME_MAX_CHARS = 64
-DESCRIPTION_MAX_CHARS = 500
-_DB_NAME = "library.db"
-_LATENTS_NAME = "latents.bin"
-_TMP_PREFIX = ".tmp-"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS voices (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    name_key TEXT NOT NULL,
-    language TEXT,
-    description TEXT NOT NULL DEFAULT '',
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    reference_digest TEXT NOT NULL,
-    latents_model TEXT,
-    latents_digest TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS voices_name_key ON voices (name_key);
-CREATE TABLE IF NOT EXISTS samples (
-    id TEXT PRIMARY KEY,
-    voice_id TEXT NOT NULL REFERENCES voices (id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    filename TEXT NOT NULL,
-    seconds REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS samples_voice ON samples (voice_id, position);
-"""
-
-
-@dataclass(frozen=True)
-class LibrarySample:
-    id: str
-    filename: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class LibraryVoice:
-    id: str
-    name: str
-    language: str | None
-    description: str
-    created_at: str
-    updated_at: str
-    samples: tuple[LibrarySample, ...]
-    reference_digest: str
-    """Digest of the voice's canonical reference audio (all samples, in order)."""
-
-
-@dataclass(frozen=True)
-class NewSample:
-    """A clip to store: its uploaded bytes, with what validating it found."""
-
-    filename: str
-    data: bytes
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Latents:
-    """Serialised conditioning, tagged with what it was computed from."""
-
-    model: str
-    """The model fingerprint and conditioning settings."""
-    reference_digest: str
-    data: bytes
+_PREVIOUS_RECORD = f".{RECORD_NAME}.previous.part"
 
 
 def voice_not_found(voice_id: str) -> RequestError:
@@ -113,12 +64,23 @@ def voice_not_found(voice_id: str) -> RequestError:
     )
 
 
-def _sample_not_found(voice_id: str, sample_id: str) -> RequestError:
+def sample_not_found(voice_id: str, sample_id: str) -> RequestError:
     return RequestError(
         f"Voice '{voice_id}' has no sample '{sample_id}'. GET /api/voices/{voice_id} lists its samples.",
         param="sample_id",
         code="sample_not_found",
         status=404,
+    )
+
+
+def sample_missing(voice_id: str, sample_id: str) -> RequestError:
+    return RequestError(
+        f"The clip of sample '{sample_id}' of voice '{voice_id}' is missing from the library's "
+        f"folder. Remove the sample (DELETE /api/voices/{voice_id}/samples/{sample_id}) or ask the "
+        "operator to restore the file.",
+        param="sample_id",
+        code="sample_missing",
+        status=409,
     )
 
 
@@ -129,6 +91,25 @@ def name_taken(name: str) -> RequestError:
         param="name",
         code="voice_name_taken",
         status=409,
+    )
+
+
+def last_sample(voice_id: str) -> RequestError:
+    return RequestError(
+        f"Voice '{voice_id}' has only this sample left; a voice needs at least one. Add another "
+        "sample first, or delete the voice.",
+        param="sample_id",
+        code="last_sample",
+        status=409,
+    )
+
+
+def storage_full() -> RequestError:
+    return RequestError(
+        "The voice library's disk is full: nothing was changed. The operator needs to free space "
+        "in the data folder (TTS_DATA_DIR / TTS_VOICE_LIBRARY_DIR); then try again.",
+        code="insufficient_storage",
+        status=507,
     )
 
 
@@ -167,8 +148,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
 class VoiceLibrary:
-    """Persistent library voices. Thread-safe; ids from outside are checked before any path use."""
+    """Persistent library voices. Thread-safe; ids from outside are checked before any path use.
+
+    The store does not filter by owner: LibraryVoices (library_voices.py) shows each caller its
+    own voices; here, names are unique per owner and every voice is reachable by id."""
 
     def __init__(self, directory: Path, max_voices: int) -> None:
         self.directory = directory
@@ -178,33 +166,27 @@ class VoiceLibrary:
         # memory and reload only after this store wrote.
         self._snapshot: tuple[LibraryVoice, ...] | None = None
         directory.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
-        self._sweep_orphans()
+        self._index = LibraryIndex(directory)
+        with self._lock:
+            # What opening found and did: rows recovered, leftovers swept, clips missing ...
+            self.recovery: Recovery = open_library(directory, self._index)
 
     # --- plumbing ---
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One short-lived connection per operation: no connection is shared between threads.
-        db = sqlite3.connect(self.directory / _DB_NAME, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA foreign_keys = ON")
-            yield db
-        finally:
-            db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+    def _change(self) -> Iterator[Transaction]:
+        """One change under the lock; a full disk becomes a 507 once the change is undone."""
+        with self._lock:
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
+                with self._index.transaction() as change:
+                    yield change
+            except Exception as exc:
+                if is_disk_full(exc):
+                    log.warning("Voice library: a change was refused, the disk is full (%s)", exc)
+                    raise storage_full() from exc
                 raise
-            db.execute("COMMIT")
-            self._snapshot = None
+            finally:
+                self._snapshot = None
 
     def _voice_dir(self, voice_id: str) -> Path:
         if not VOICE_ID.fullmatch(voice_id):  # never build a path from an unchecked id
@@ -213,65 +195,55 @@ class VoiceLibrary:
 
     def _sample_path(self, voice_id: str, sample_id: str) -> Path:
         if not SAMPLE_ID.fullmatch(sample_id):
-            raise _sample_not_found(voice_id, sample_id)
-        return self._voice_dir(voice_id) / f"{sample_id}.clip"
+            raise sample_not_found(voice_id, sample_id)
+        return self._voice_dir(voice_id) / clip_name(sample_id)
 
-    def _sweep_orphans(self) -> None:
-        with self._lock, self._connect() as db:
-            known = {row[0] for row in db.execute("SELECT id FROM voices")}
-            for entry in self.directory.iterdir():
-                voice_id = entry.name.removeprefix(_TMP_PREFIX)
-                if not entry.is_dir() or not VOICE_ID.fullmatch(voice_id):
-                    continue  # not ours (e.g. the Piper voices folder shares this directory)
-                if entry.name.startswith(_TMP_PREFIX) or voice_id not in known:
-                    log.warning("Removing unfinished voice folder %s", entry.name)
-                    shutil.rmtree(entry, ignore_errors=True)
+    def _current(self, change: Transaction, voice_id: str) -> LibraryVoice:
+        self._voice_dir(voice_id)
+        voice = self._index.get(change.db, voice_id)
+        if voice is None:
+            raise voice_not_found(voice_id)
+        return voice
+
+    def _discard(self, folder: Path) -> None:
+        """Remove a voice folder: renamed out of the library first, so that a crash halfway
+        through the removal leaves a leftover to sweep rather than half a voice."""
+        doomed = folder.with_name(f"{DELETING_PREFIX}{folder.name}")
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def _replace_record(self, change: Transaction, voice: LibraryVoice) -> None:
+        """Put the voice's new voice.json in place: the step that makes an edit happen."""
+        folder = self._voice_dir(voice.id)
+        record, previous = folder / RECORD_NAME, folder / _PREVIOUS_RECORD
+        fresh = write_temporary(folder, encode_record(voice), RECORD_NAME)
+        change.on_failure(lambda: fresh.unlink(missing_ok=True))
+        # The old voice.json is kept under another name until the commit, so that a failed
+        # commit can put it back without writing (a full disk could refuse a write).
+        if record.exists():
+            os.replace(record, previous)
+            change.on_failure(lambda: os.replace(previous, record))
+        else:
+            change.on_failure(lambda: record.unlink(missing_ok=True))
+        os.replace(fresh, record)
+        sync_directory(folder)
+        change.after_commit(lambda: previous.unlink(missing_ok=True))
 
     @staticmethod
-    def _write_file(path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    @staticmethod
-    def _new_id(prefix: str) -> str:
-        return f"{prefix}_{secrets.token_hex(6)}"
+    def _stage_latents(change: Transaction, folder: Path, latents: Latents) -> None:
+        """Latents written now and renamed in after the commit (a stale latents.bin left by a
+        crash between the two is recognised by its header and recomputed)."""
+        staged = write_temporary(folder, encode_latents(latents), LATENTS_NAME)
+        change.on_failure(lambda: staged.unlink(missing_ok=True))
+        change.after_commit(lambda: os.replace(staged, folder / LATENTS_NAME))
 
     # --- reading ---
 
-    def _load_all(self) -> tuple[LibraryVoice, ...]:
-        with self._connect() as db:
-            samples: dict[str, list[LibrarySample]] = {}
-            for voice_id, sample_id, filename, seconds in db.execute(
-                "SELECT voice_id, id, filename, seconds FROM samples ORDER BY voice_id, position"
-            ):
-                samples.setdefault(voice_id, []).append(LibrarySample(sample_id, filename, seconds))
-            return tuple(
-                LibraryVoice(
-                    id=row[0],
-                    name=row[1],
-                    language=row[2],
-                    description=row[3],
-                    created_at=row[4],
-                    updated_at=row[5],
-                    reference_digest=row[6],
-                    samples=tuple(samples.get(row[0], ())),
-                )
-                for row in db.execute(
-                    "SELECT id, name, language, description, created_at, updated_at, reference_digest "
-                    "FROM voices ORDER BY created_at, id"
-                )
-            )
-
     def list(self) -> tuple[LibraryVoice, ...]:
+        """Every voice, whoever owns it, in creation order."""
         with self._lock:
             if self._snapshot is None:
-                self._snapshot = self._load_all()
+                self._snapshot = self._index.load_all()
             return self._snapshot
 
     def get(self, voice_id: str) -> LibraryVoice:
@@ -281,18 +253,21 @@ class VoiceLibrary:
                 return voice
         raise voice_not_found(voice_id)
 
-    def find(self, wanted: str) -> LibraryVoice | None:
-        """A voice by id, else by name (case-insensitive); None when neither matches."""
-        voices = self.list()
-        key = wanted.strip().casefold()
-        return next((v for v in voices if v.id == wanted.strip()), None) or next(
-            (v for v in voices if v.name.casefold() == key), None
-        )
+    def has_name(self, name: str, owner: str | None) -> bool:
+        key = name.strip().casefold()
+        return any(v.owner == owner and v.name.casefold() == key for v in self.list())
 
-    def sample_files(self, voice_id: str) -> list[tuple[str, bytes]]:
-        """Every stored clip of a voice as (file name, uploaded bytes), in order."""
+    def _clip(self, voice: LibraryVoice, sample: LibrarySample) -> tuple[str, bytes]:
+        try:
+            return sample.filename, self._sample_path(voice.id, sample.id).read_bytes()
+        except FileNotFoundError:
+            raise sample_missing(voice.id, sample.id) from None
+
+    def sample_files(self, voice_id: str, leave_out: str | None = None) -> list[tuple[str, bytes]]:
+        """The voice's stored clips as (file name, uploaded bytes), in order, but `leave_out`;
+        RequestError 409 when one of them is missing from the folder."""
         voice = self.get(voice_id)
-        return [(s.filename, self._sample_path(voice_id, s.id).read_bytes()) for s in voice.samples]
+        return [self._clip(voice, s) for s in voice.samples if s.id != leave_out]
 
     def sample_file(self, voice_id: str, sample_id: str | None) -> tuple[str, bytes]:
         """One stored clip (default: the first) as (file name, uploaded bytes)."""
@@ -300,22 +275,29 @@ class VoiceLibrary:
         wanted = voice.samples[0].id if sample_id is None else sample_id
         sample = next((s for s in voice.samples if s.id == wanted), None)
         if sample is None:
-            raise _sample_not_found(voice_id, wanted)
-        return sample.filename, self._sample_path(voice_id, sample.id).read_bytes()
+            raise sample_not_found(voice_id, wanted)
+        return self._clip(voice, sample)
 
     def latents(self, voice_id: str, model: str) -> bytes | None:
-        """Stored conditioning when it was made by `model` from the voice's current clips."""
-        with self._lock, self._connect() as db:
-            row = db.execute(
-                "SELECT reference_digest, latents_model, latents_digest FROM voices WHERE id = ?", (voice_id,)
-            ).fetchone()
-            if row is None:
-                raise voice_not_found(voice_id)
-            digest, latents_model, latents_digest = row
-            if latents_model != model or latents_digest != digest:
+        """Stored conditioning when it was made by `model` from the voice's current clips; None
+        when it is missing, stale or damaged (then it is recomputed from the clips)."""
+        with self._lock:
+            voice = self.get(voice_id)
+            path = self._voice_dir(voice_id) / LATENTS_NAME
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
                 return None
-            path = self._voice_dir(voice_id) / _LATENTS_NAME
-            return path.read_bytes() if path.is_file() else None
+            except OSError as exc:
+                log.warning("Voice %s: cannot read its latents (%s); recomputing them", voice_id, exc)
+                return None
+        stored = decode_latents(data)
+        if stored is None:
+            log.warning("Voice %s: its latents.bin is damaged; recomputing it from the clips", voice_id)
+            return None
+        if stored.model != model or stored.reference_digest != voice.reference_digest:
+            return None
+        return stored.data
 
     # --- writing ---
 
@@ -327,65 +309,51 @@ class VoiceLibrary:
         samples: Sequence[NewSample],
         latents: Latents,
         reserved_names: Sequence[str] = (),
+        owner: str | None = None,
     ) -> LibraryVoice:
-        """Store a new voice; RequestError 409 when its name is taken or the library is full."""
+        """Store a new voice; RequestError 409 when its owner has the name or the library is full,
+        507 when the disk is."""
         name = clean_name(name)
         description = clean_description(description)
         if not samples:
             raise RequestError("A voice needs at least one sample.", param="files", code="missing_reference")
         if name.casefold() in {reserved.casefold() for reserved in reserved_names}:
             raise name_taken(name)
-        voice_id = self._new_id("v")
-        staging = self.directory / f"{_TMP_PREFIX}{voice_id}"
-        final = self._voice_dir(voice_id)
         now = _now()
-        staging.mkdir()
-        try:
-            sample_ids = [self._new_id("s") for _ in samples]
-            for sample_id, sample in zip(sample_ids, samples, strict=True):
-                (staging / f"{sample_id}.clip").write_bytes(sample.data)
-            (staging / _LATENTS_NAME).write_bytes(latents.data)
-            with self._transaction() as db:
-                (count,) = db.execute("SELECT COUNT(*) FROM voices").fetchone()
-                if count >= self.max_voices:
-                    raise RequestError(
-                        f"The voice library is full ({self.max_voices} voices). Delete a voice first.",
-                        code="voice_library_full",
-                        status=409,
-                    )
-                try:
-                    db.execute(
-                        "INSERT INTO voices (id, name, name_key, language, description, created_at, "
-                        "updated_at, reference_digest, latents_model, latents_digest) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            voice_id,
-                            name,
-                            name.casefold(),
-                            language,
-                            description,
-                            now,
-                            now,
-                            latents.reference_digest,
-                            latents.model,
-                            latents.reference_digest,
-                        ),
-                    )
-                except sqlite3.IntegrityError as exc:  # the unique index settles concurrent creates
-                    raise name_taken(name) from exc
-                db.executemany(
-                    "INSERT INTO samples (id, voice_id, position, filename, seconds) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (sample_id, voice_id, position, sample.filename, sample.seconds)
-                        for position, (sample_id, sample) in enumerate(zip(sample_ids, samples, strict=True))
-                    ],
+        voice = LibraryVoice(
+            id=_new_id("v"),
+            name=name,
+            language=language,
+            description=description,
+            created_at=now,
+            updated_at=now,
+            samples=tuple(LibrarySample(_new_id("s"), s.filename, s.seconds) for s in samples),
+            reference_digest=latents.reference_digest,
+            owner=owner,
+        )
+        staging = self.directory / f"{STAGING_PREFIX}{voice.id}"
+        final = self.directory / voice.id
+        with self._change() as change:
+            if self._index.count(change.db) >= self.max_voices:
+                raise RequestError(
+                    f"The voice library is full ({self.max_voices} voices). Delete a voice first.",
+                    code="voice_library_full",
+                    status=409,
                 )
-                os.replace(staging, final)  # inside the transaction: a failure rolls the rows back
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(final, ignore_errors=True)  # moved in, but the commit failed
-            raise
-        return self.get(voice_id)
+            try:
+                self._index.put(change.db, voice)
+            except sqlite3.IntegrityError as exc:  # the unique index settles concurrent creates
+                raise name_taken(name) from exc
+            change.on_failure(lambda: shutil.rmtree(staging, ignore_errors=True))
+            staging.mkdir()
+            for sample, new in zip(voice.samples, samples, strict=True):
+                write_atomically(staging / clip_name(sample.id), new.data)
+            write_atomically(staging / LATENTS_NAME, encode_latents(latents))
+            write_atomically(staging / RECORD_NAME, encode_record(voice))
+            os.replace(staging, final)  # the voice exists from here on: whole, with its voice.json
+            change.on_failure(lambda: self._discard(final))
+            sync_directory(self.directory)
+        return self.get(voice.id)
 
     def update(
         self,
@@ -405,103 +373,79 @@ class VoiceLibrary:
                 raise name_taken(name)
         if description is not None:
             description = clean_description(description)
-        with self._transaction() as db:
-            current = db.execute("SELECT name, description, language FROM voices WHERE id = ?", (voice_id,))
-            row = current.fetchone()
-            if row is None:
-                raise voice_not_found(voice_id)
-            new_name = row[0] if name is None else name
-            new_description = row[1] if description is None else description
-            new_language = None if clear_language else (row[2] if language is None else language)
+        with self._change() as change:
+            current = self._current(change, voice_id)
+            changed = dataclasses.replace(
+                current,
+                name=current.name if name is None else name,
+                description=current.description if description is None else description,
+                language=None if clear_language else (current.language if language is None else language),
+                updated_at=_now(),
+            )
             try:
-                db.execute(
-                    "UPDATE voices SET name = ?, name_key = ?, description = ?, language = ?, "
-                    "updated_at = ? WHERE id = ?",
-                    (new_name, new_name.casefold(), new_description, new_language, _now(), voice_id),
-                )
+                self._index.put(change.db, changed)
             except sqlite3.IntegrityError as exc:
-                raise name_taken(new_name) from exc
+                raise name_taken(changed.name) from exc
+            self._replace_record(change, changed)
         return self.get(voice_id)
 
     def delete(self, voice_id: str) -> None:
         folder = self._voice_dir(voice_id)
-        with self._transaction() as db:
-            if db.execute("DELETE FROM voices WHERE id = ?", (voice_id,)).rowcount == 0:
+        doomed = folder.with_name(f"{DELETING_PREFIX}{voice_id}")
+        with self._change() as change:
+            if not self._index.delete(change.db, voice_id):
                 raise voice_not_found(voice_id)
-        # After the commit: a crash here leaves a folder no row owns, swept at the next start.
-        shutil.rmtree(folder, ignore_errors=True)
+            if folder.is_dir():
+                os.replace(folder, doomed)  # the voice is gone from here on
+                change.on_failure(lambda: os.replace(doomed, folder))
+                change.after_commit(lambda: shutil.rmtree(doomed, ignore_errors=True))
 
     def add_samples(self, voice_id: str, samples: Sequence[NewSample], latents: Latents) -> LibraryVoice:
         """Append clips; `latents` are the conditioning of all clips, old and new."""
         folder = self._voice_dir(voice_id)
-        written: list[Path] = []
-        try:
-            with self._transaction() as db:
-                (position,) = db.execute(
-                    "SELECT COALESCE(MAX(position) + 1, 0) FROM samples WHERE voice_id = ?", (voice_id,)
-                ).fetchone()
-                if not self._touch(db, voice_id, latents):
-                    raise voice_not_found(voice_id)
-                for offset, sample in enumerate(samples):
-                    sample_id = self._new_id("s")
-                    path = folder / f"{sample_id}.clip"
-                    path.write_bytes(sample.data)
-                    written.append(path)
-                    db.execute(
-                        "INSERT INTO samples (id, voice_id, position, filename, seconds) VALUES (?, ?, ?, ?, ?)",
-                        (sample_id, voice_id, position + offset, sample.filename, sample.seconds),
-                    )
-                self._write_file(folder / _LATENTS_NAME, latents.data)
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
+        with self._change() as change:
+            current = self._current(change, voice_id)
+            added = tuple(LibrarySample(_new_id("s"), s.filename, s.seconds) for s in samples)
+            changed = dataclasses.replace(
+                current,
+                samples=current.samples + added,
+                reference_digest=latents.reference_digest,
+                updated_at=_now(),
+            )
+            self._index.put(change.db, changed)
+            for sample, new in zip(added, samples, strict=True):
+                path = folder / clip_name(sample.id)
+                change.on_failure(lambda path=path: path.unlink(missing_ok=True))
+                write_atomically(path, new.data)
+            self._stage_latents(change, folder, latents)
+            self._replace_record(change, changed)
         return self.get(voice_id)
 
     def remove_sample(self, voice_id: str, sample_id: str, latents: Latents) -> LibraryVoice:
         """Drop one clip; `latents` are the conditioning of the clips that remain."""
         path = self._sample_path(voice_id, sample_id)
-        with self._transaction() as db:
-            removed = db.execute("DELETE FROM samples WHERE id = ? AND voice_id = ?", (sample_id, voice_id))
-            if removed.rowcount == 0:
-                self.get(voice_id)  # 404 for the voice first, when it is the voice that is missing
-                raise _sample_not_found(voice_id, sample_id)
-            (left,) = db.execute("SELECT COUNT(*) FROM samples WHERE voice_id = ?", (voice_id,)).fetchone()
-            if left == 0:
+        with self._change() as change:
+            current = self._current(change, voice_id)
+            kept = tuple(s for s in current.samples if s.id != sample_id)
+            if len(kept) == len(current.samples):
+                raise sample_not_found(voice_id, sample_id)
+            if not kept:
                 raise last_sample(voice_id)
-            self._touch(db, voice_id, latents)
-            self._write_file(self._voice_dir(voice_id) / _LATENTS_NAME, latents.data)
-        path.unlink(missing_ok=True)
+            changed = dataclasses.replace(
+                current, samples=kept, reference_digest=latents.reference_digest, updated_at=_now()
+            )
+            self._index.put(change.db, changed)
+            self._stage_latents(change, path.parent, latents)
+            self._replace_record(change, changed)
+            change.after_commit(lambda: path.unlink(missing_ok=True))
         return self.get(voice_id)
 
     def store_latents(self, voice_id: str, latents: Latents) -> bool:
-        """Keep recomputed conditioning; False (nothing kept) when the voice's clips changed since."""
-        with self._transaction() as db:
-            row = db.execute("SELECT reference_digest FROM voices WHERE id = ?", (voice_id,)).fetchone()
-            if row is None or row[0] != latents.reference_digest:
+        """Keep recomputed conditioning; False (nothing kept) when the voice's clips changed since.
+        Raises OSError when it cannot be written: the conditioning is optional, callers go on."""
+        with self._lock:
+            voice = next((v for v in self.list() if v.id == voice_id), None)
+            if voice is None or voice.reference_digest != latents.reference_digest:
                 return False
-            self._write_file(self._voice_dir(voice_id) / _LATENTS_NAME, latents.data)
-            db.execute(
-                "UPDATE voices SET latents_model = ?, latents_digest = ? WHERE id = ?",
-                (latents.model, latents.reference_digest, voice_id),
-            )
+            write_atomically(self._voice_dir(voice_id) / LATENTS_NAME, encode_latents(latents))
             return True
-
-    @staticmethod
-    def _touch(db: sqlite3.Connection, voice_id: str, latents: Latents) -> bool:
-        cursor = db.execute(
-            "UPDATE voices SET reference_digest = ?, latents_model = ?, latents_digest = ?, updated_at = ? "
-            "WHERE id = ?",
-            (latents.reference_digest, latents.model, latents.reference_digest, _now(), voice_id),
-        )
-        return cursor.rowcount == 1
-
-
-def last_sample(voice_id: str) -> RequestError:
-    return RequestError(
-        f"Voice '{voice_id}' has only this sample left; a voice needs at least one. Add another "
-        "sample first, or delete the voice.",
-        param="sample_id",
-        code="last_sample",
-        status=409,
-    )

@@ -3,8 +3,11 @@ into engine conditioning for synthesis.
 
 The store (library.py) keeps clips and serialised latents; this module decodes and checks clips,
 computes latents on the engine's worker and decides when stored latents are still valid. Latents
-carry the model they were made with: after a model change the first request that names a voice
-recomputes them from its stored clips, then stores them again.
+carry the model they were made with: after a model change (or when they are damaged) the first
+request that names a voice recomputes them from its stored clips, then stores them again.
+
+Every call from a door names the caller's LibraryAccess (access.py): a voice the caller may not
+see is answered exactly like one that does not exist, so ids and names cannot be probed.
 """
 
 from __future__ import annotations
@@ -22,18 +25,19 @@ from sentiric_tts.audio.reference import ReferenceAudio, ReferenceLimits, load_r
 from sentiric_tts.engines.base import CloningEngine, Engine, VoiceInfo
 from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.synthesis.scheduler import EngineScheduler
+from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.cloning import conditioning_from, model_tag, require_cloning_engine
 from sentiric_tts.voices.latent_cache import LatentCache
 from sentiric_tts.voices.library import (
-    Latents,
-    LibraryVoice,
-    NewSample,
     VoiceLibrary,
     clean_description,
     clean_name,
     last_sample,
     name_taken,
+    sample_not_found,
+    voice_not_found,
 )
+from sentiric_tts.voices.library_records import Latents, LibraryVoice, NewSample
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +77,36 @@ class LibraryVoices:
     def info(self, voice: LibraryVoice) -> VoiceInfo:
         return VoiceInfo(voice.id, voice.name, "library", tuple(self.engine.languages()), voice.description)
 
-    def infos(self) -> list[VoiceInfo]:
-        return [self.info(voice) for voice in self.store.list()]
+    def visible(self, access: LibraryAccess) -> list[LibraryVoice]:
+        """The voices this caller may see, in creation order."""
+        return [voice for voice in self.store.list() if access.sees(voice.owner)]
 
-    def find(self, wanted: str) -> LibraryVoice | None:
-        return self.store.find(wanted)
+    def infos(self, access: LibraryAccess) -> list[VoiceInfo]:
+        """The visible voices for synthesis, the caller's own first: where an admin sees two
+        voices of one name, the name is its own voice's, as in `find`."""
+        visible = self.visible(access)
+        return [self.info(voice) for voice in sorted(visible, key=lambda v: v.owner != access.owner)]
+
+    def get(self, voice_id: str, access: LibraryAccess) -> LibraryVoice:
+        """The voice with this id; 404 when there is none or the caller may not see it."""
+        voice = next((v for v in self.visible(access) if v.id == voice_id), None)
+        if voice is None:
+            raise voice_not_found(voice_id)
+        return voice
+
+    def find(self, wanted: str, access: LibraryAccess) -> LibraryVoice | None:
+        """A visible voice by id, else by name (case-insensitive; the caller's own voices first)."""
+        visible = self.visible(access)
+        key = wanted.strip()
+        by_id = next((v for v in visible if v.id == key), None)
+        if by_id is not None:
+            return by_id
+        named = [v for v in visible if v.name.casefold() == key.casefold()]
+        return next((v for v in named if v.owner == access.owner), named[0] if named else None)
+
+    def sample_file(self, voice_id: str, sample_id: str | None, access: LibraryAccess) -> tuple[str, bytes]:
+        self.get(voice_id, access)
+        return self.store.sample_file(voice_id, sample_id)
 
     def _builtin_names(self) -> list[str]:
         return [name for info in self.engine.voices() for name in (info.id, info.name)]
@@ -138,9 +167,14 @@ class LibraryVoices:
         ]
 
     async def create(
-        self, name: str, language: str | None, description: str, files: Sequence[tuple[str, bytes]]
+        self,
+        name: str,
+        language: str | None,
+        description: str,
+        files: Sequence[tuple[str, bytes]],
+        access: LibraryAccess,
     ) -> LibraryVoice:
-        """Validate, clone and store a voice; RequestError says what is wrong."""
+        """Validate, clone and store a voice owned by the caller; RequestError says what is wrong."""
         name, description, language = (
             clean_name(name),
             clean_description(description),
@@ -149,13 +183,19 @@ class LibraryVoices:
         engine = require_cloning_engine(self.engine)
         reserved = self._builtin_names()
         # Fail fast on a taken name, before the clips cost any work (the store checks again).
-        if self.store.find(name) is not None or name.casefold() in {n.casefold() for n in reserved}:
+        if self.store.has_name(name, access.owner) or name.casefold() in {n.casefold() for n in reserved}:
             raise name_taken(name)
         references = await self._references(files)
         conditioning, latents = await self._latents(engine, references)
         voice = await anyio.to_thread.run_sync(
             lambda: self.store.create(
-                name, language, description, self._new_samples(files, references), latents, reserved
+                name,
+                language,
+                description,
+                self._new_samples(files, references),
+                latents,
+                reserved,
+                owner=access.owner,
             )
         )
         self._remember(voice.id, latents.reference_digest, latents.model, conditioning)
@@ -165,12 +205,14 @@ class LibraryVoices:
     def update(
         self,
         voice_id: str,
+        access: LibraryAccess,
         *,
         name: str | None,
         description: str | None,
         language: str | None,
         set_language: bool,
     ) -> LibraryVoice:
+        self.get(voice_id, access)
         checked = self.check_language(language) if set_language else None
         return self.store.update(
             voice_id,
@@ -181,15 +223,18 @@ class LibraryVoices:
             reserved_names=self._builtin_names() if name is not None else (),
         )
 
-    def delete(self, voice_id: str) -> None:
+    def delete(self, voice_id: str, access: LibraryAccess) -> None:
+        self.get(voice_id, access)
         self.store.delete(voice_id)
         self._memory.pop(voice_id, None)
 
     def _edit_lock(self, voice_id: str) -> asyncio.Lock:
         return self._edit_locks.setdefault(voice_id, asyncio.Lock())
 
-    async def add_samples(self, voice_id: str, files: Sequence[tuple[str, bytes]]) -> LibraryVoice:
-        self.store.get(voice_id)  # 404 before anything else
+    async def add_samples(
+        self, voice_id: str, files: Sequence[tuple[str, bytes]], access: LibraryAccess
+    ) -> LibraryVoice:
+        self.get(voice_id, access)  # 404 before anything else
         engine = require_cloning_engine(self.engine)
         async with self._edit_lock(voice_id):
             stored = await anyio.to_thread.run_sync(self.store.sample_files, voice_id)
@@ -220,18 +265,17 @@ class LibraryVoices:
             self._remember(voice_id, latents.reference_digest, latents.model, conditioning)
             return voice
 
-    async def remove_sample(self, voice_id: str, sample_id: str) -> LibraryVoice:
-        voice = self.store.get(voice_id)
+    async def remove_sample(self, voice_id: str, sample_id: str, access: LibraryAccess) -> LibraryVoice:
+        self.get(voice_id, access)
         engine = require_cloning_engine(self.engine, param="sample_id")
         async with self._edit_lock(voice_id):
-            voice = self.store.get(voice_id)
-            if sample_id in {s.id for s in voice.samples} and len(voice.samples) == 1:
+            voice = self.get(voice_id, access)
+            if sample_id not in {s.id for s in voice.samples}:
+                raise sample_not_found(voice_id, sample_id)  # before any work
+            if len(voice.samples) == 1:
                 raise last_sample(voice_id)
-            self.store.sample_file(voice_id, sample_id)  # 404 for an unknown sample, before any work
-            stored = await anyio.to_thread.run_sync(self.store.sample_files, voice_id)
-            kept = [
-                clip for clip, sample in zip(stored, voice.samples, strict=True) if sample.id != sample_id
-            ]
+            # The removed clip is not read: removing a sample whose file is lost must work.
+            kept = await anyio.to_thread.run_sync(self.store.sample_files, voice_id, sample_id)
             references = await self._references(kept, stored=len(kept))
             conditioning, latents = await self._latents(engine, references)
             voice = await anyio.to_thread.run_sync(self.store.remove_sample, voice_id, sample_id, latents)
@@ -242,7 +286,8 @@ class LibraryVoices:
 
     async def conditioning(self, voice_id: str) -> object:
         """The engine conditioning of a library voice: from memory, from the library, or (after a
-        model change) recomputed from its stored clips on the engine's worker."""
+        model change, or when the stored latents are damaged) recomputed from its stored clips on
+        the engine's worker. `voice_id` was resolved for the caller already."""
         engine = require_cloning_engine(self.engine, param="voice")
         voice = self.store.get(voice_id)
         model = model_tag(engine)
@@ -252,14 +297,24 @@ class LibraryVoices:
             return remembered[2]
         data = await anyio.to_thread.run_sync(self.store.latents, voice_id, model)
         if data is not None:
-            conditioning = await anyio.to_thread.run_sync(engine.load_conditioning, data)
-            self._remember(voice_id, voice.reference_digest, model, conditioning)
-            return conditioning
+            try:
+                conditioning = await anyio.to_thread.run_sync(engine.load_conditioning, data)
+            except Exception as exc:  # intact bytes the engine cannot load: recomputed below
+                log.warning("Library voice %s: its stored latents do not load (%s)", voice_id, exc)
+            else:
+                self._remember(voice_id, voice.reference_digest, model, conditioning)
+                return conditioning
         log.info("Recomputing the latents of library voice %s for model %s", voice_id, model)
         stored = await anyio.to_thread.run_sync(self.store.sample_files, voice_id)
         references = await self._references(stored, stored=len(stored))
         conditioning, latents = await self._latents(engine, references)
         self.recomputed += 1
-        if await anyio.to_thread.run_sync(self.store.store_latents, voice_id, latents):
-            self._remember(voice_id, latents.reference_digest, model, conditioning)
+        # Tagged with the voice as it was read before its clips: should they change meanwhile,
+        # the store refuses these latents and the memory entry never matches again.
+        own = dataclasses.replace(latents, reference_digest=voice.reference_digest)
+        try:
+            await anyio.to_thread.run_sync(self.store.store_latents, voice_id, own)
+        except OSError as exc:  # e.g. a full disk: this request goes on, the next start tries again
+            log.warning("Library voice %s: recomputed latents not stored (%s)", voice_id, exc)
+        self._remember(voice_id, voice.reference_digest, model, conditioning)
         return conditioning

@@ -38,6 +38,7 @@ from sentiric_tts.synthesis.errors import (
 )
 from sentiric_tts.synthesis.pipeline import MAX_SPEED, MIN_SPEED
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
+from sentiric_tts.web.gradio_files import GradioFilesGuard, GradioFolder, claim_process_folder
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +49,19 @@ CLONE_NEEDS_XTTS = (
     "Voice cloning needs the XTTS engine; this service runs **{engine}**, which cannot clone. "
     "Install XTTS v2 weights (see the README) to clone voices."
 )
-# Gradio keeps every input and output file in its cache; sweep it so a long-running service does
-# not fill its disk: every 30 minutes, files older than an hour go.
-_CACHE_SWEEP = (1800, 3600)
+GRADIO_API_PATH = f"{GRADIO_PATH}/gradio_api"
 
 
-def import_gradio() -> ModuleType | None:
-    """Gradio, configured for an air-gapped host; None when it is not installed."""
+def import_gradio(files_dir: Path) -> ModuleType | None:
+    """Gradio, configured for an air-gapped host and to keep its files in `files_dir` (see
+    web/gradio_files.py); None when it is not installed."""
     if importlib.util.find_spec("gradio") is None:
         return None
     # Gradio and huggingface_hub read these at import: no telemetry, no version check over the
     # network. Written, never read: our own configuration still comes from settings.py only.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    claim_process_folder(files_dir)
     import gradio
 
     return gradio
@@ -115,13 +116,15 @@ class GradioDoor:
 
     # --- catalogue (on page load) ---
 
-    async def catalogue(self) -> tuple[Any, ...]:
-        """Voices, languages and the clone tab's state, from the running engine (on the event
-        loop, like the HTTP catalogue: the voice library is read from one thread)."""
+    async def catalogue(self, request: Any) -> tuple[Any, ...]:
+        """Voices (the library's that this caller may use), languages and the clone tab's state,
+        from the running engine (on the event loop, like the HTTP catalogue: the voice library is
+        read from one thread)."""
         gr = self._gr
         runtime = self._runtime()
         pipeline = runtime.pipeline
-        voices = [(f"{v.name} ({v.kind})", v.id) for v in pipeline.voices()]
+        access = runtime.library_access(self._client(runtime, request))
+        voices = [(f"{v.name} ({v.kind})", v.id) for v in pipeline.voices(access)]
         languages = [("Voice default", ""), *((lang, lang) for lang in pipeline.languages())]
         can_clone = runtime.engine.supports_cloning
         engine = runtime.engine
@@ -228,7 +231,8 @@ def build_blocks(gr: ModuleType, door: GradioDoor) -> Any:
     # The scheduler admits or refuses work (queue full: "busy"); Gradio must not queue it again
     # one at a time, hence no concurrency limit on the events.
     unlimited: dict[str, Any] = {"concurrency_limit": None}
-    with gr.Blocks(title="Sentiric TTS", analytics_enabled=False, delete_cache=_CACHE_SWEEP) as blocks:
+    # Its files are swept by GradioFolder (web/gradio_files.py), not by Gradio's delete_cache.
+    with gr.Blocks(title="Sentiric TTS", analytics_enabled=False) as blocks:
         gr.Markdown("# Sentiric TTS\nThe same service as the [dashboard](../) and the API, through Gradio.")
         engine_line = gr.Markdown()
         with gr.Tab("Speak"):
@@ -270,6 +274,9 @@ def build_blocks(gr: ModuleType, door: GradioDoor) -> Any:
         ) -> tuple[bytes, str]:
             return await door.clone(files, text, language, speed, request)
 
+        async def catalogue(request: gr.Request) -> tuple[Any, ...]:
+            return await door.catalogue(request)
+
         speak_button.click(
             speak, [text, voice, language, speed], [speech, timing], api_name="speak", **unlimited
         )
@@ -281,7 +288,7 @@ def build_blocks(gr: ModuleType, door: GradioDoor) -> Any:
             **unlimited,
         )
         blocks.load(
-            door.catalogue,
+            catalogue,
             None,
             [voice, language, clone_language, clone_note, clone_panel, engine_line],
             api_visibility="private",
@@ -295,17 +302,21 @@ def mount_gradio(app: FastAPI, settings: Settings) -> None:
     if not settings.gradio_enabled:
         log.info("/gradio is off (TTS_GRADIO_ENABLED=false)")
         return
-    gr = import_gradio()
+    gr = import_gradio(settings.gradio_files_path)
     if gr is None:
         log.info("/gradio is off: gradio is not installed (pip install 'sentiric-tts[gradio]')")
         return
     door = GradioDoor(app, gr)
+    folder = GradioFolder(
+        claim_process_folder(settings.gradio_files_path), settings.gradio_max_files, settings.gradio_max_bytes
+    )
     # With API keys set, the interface is no back door: Gradio's login takes a key as password.
     auth = door.login if settings.api_key_list else None
     gr.mount_gradio_app(
         app,
         build_blocks(gr, door),
         path=GRADIO_PATH,
+        app_kwargs={"lifespan": folder.swept},
         auth=auth,
         auth_message=LOGIN_MESSAGE if auth else None,
         footer_links=["api", "settings"],  # not "gradio": a link off an air-gapped host
@@ -317,4 +328,7 @@ def mount_gradio(app: FastAPI, settings: Settings) -> None:
         enable_monitoring=False,
         show_error=False,  # our errors are gr.Error with their message; anything else stays in the log
     )
-    log.info("Gradio interface at %s/", GRADIO_PATH)
+    app.add_middleware(
+        GradioFilesGuard, folder=folder, api_path=GRADIO_API_PATH, max_upload_files=settings.clone_max_files
+    )
+    log.info("Gradio interface at %s/ (files in %s)", GRADIO_PATH, folder.path)
