@@ -8,7 +8,7 @@ in this process on 127.0.0.1 and measured with the existing scripts' methods:
     / audio seconds), throughput (audio seconds per wall second), errors and 503 refusals;
   - Piper only, service vs raw engine (bench_service.py): the same texts through the HTTP
     service and through piper's PiperVoice in-process, streamed TTFA and whole-file time;
-  - XTTS engine speed on the full-size architecture with random weights (bench_xtts_gpu.py),
+  - XTTS engine speed on the full-size architecture with random weights (bench_xtts.py),
     when CUDA is available (or --xtts-engine-speed on): TTFA and RTF per dtype, no download.
 Every request carries a distinct text, so no cache helps.
 
@@ -309,16 +309,16 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines += engine_section(result, args)
     speed = results.get("xtts_engine_speed")
     if speed:
-        import bench_xtts_gpu
+        import bench_xtts
 
         lines += [
             f"## XTTS v2 engine speed ({speed['device']}, {speed['gpu']}, torch {speed['torch']})",
             "",
-            "Full-size XTTS v2 architecture with random weights (bench/bench_xtts_gpu.py), loaded "
-            "through the service's XttsEngine; audio tokens forced to what speech of that length "
-            f"needs; first streamed chunk {speed['first_chunk']} tokens, then {speed['chunk']}.",
+            "Full-size XTTS v2 architecture with random weights (bench/bench_xtts.py), loaded "
+            "through the service's XttsEngine, callers speaking at once through its batch loop; "
+            f"{speed['tokens']} audio tokens forced per sentence.",
             "",
-            *bench_xtts_gpu.markdown_table(speed["rows"]),
+            *bench_xtts.markdown(speed),
             "",
         ]
     return "\n".join(lines)
@@ -382,10 +382,11 @@ def main() -> int:
     for engine, xtts_dir in engines:
         results["engines"].append(run_engine(engine, xtts_dir, args))
     if args.xtts_engine_speed == "on" or (args.xtts_engine_speed == "auto" and _cuda_available()):
-        import bench_xtts_gpu
+        import bench_xtts
 
         print("XTTS engine speed (random full-size weights)", file=sys.stderr)
-        results["xtts_engine_speed"] = bench_xtts_gpu.engine_speed(rounds=max(2, args.rounds), progress=False)
+        speed_args = bench_xtts.options(["--rounds", str(max(2, args.rounds))])
+        results["xtts_engine_speed"] = bench_xtts.engine_speed(speed_args)
     results["load_1min_at_end"] = os.getloadavg()[0]
 
     markdown = report(results, args)

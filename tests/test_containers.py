@@ -161,9 +161,8 @@ def test_gpu_image_matches_the_torch_build() -> None:
         expected = "13.0"
     assert args["CUDA_VERSION"].startswith(expected + "."), args["CUDA_VERSION"]
     bases = {i.arguments.split()[0] for i in instructions if i.keyword == "FROM"}
-    assert "nvidia/cuda:${CUDA_VERSION}-base-ubuntu${UBUNTU_VERSION}" in bases
-    assert "nvidia/cuda:${CUDA_VERSION}-devel-ubuntu${UBUNTU_VERSION}" in bases  # DeepSpeed builds
-    assert args["WITH_DEEPSPEED"] == "false", "DeepSpeed stays opt-in"
+    # The small base image only: nothing is compiled at build time.
+    assert bases == {"nvidia/cuda:${CUDA_VERSION}-base-ubuntu${UBUNTU_VERSION}"}
 
 
 def image_requirements(dockerfile: Path, tmp_path: Path, build_arg: str = "") -> list[str]:

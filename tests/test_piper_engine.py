@@ -54,9 +54,11 @@ def engine() -> PiperEngine:
     )
 
 
-def speak(engine: PiperEngine, text: str = TEXT) -> np.ndarray:
+def speak(engine: PiperEngine, text: str = TEXT, awaited: bool = True) -> np.ndarray:
     return np.concatenate(
-        list(engine.synthesize(text, "en", Voice(engine.default_voice()), GenerationParams()))
+        list(
+            engine.synthesize(text, "en", Voice(engine.default_voice()), GenerationParams(), awaited=awaited)
+        )
     )
 
 
@@ -94,7 +96,8 @@ def _on_thread(engine: PiperEngine, lowered_by: int = 0) -> np.ndarray:
 
     def run() -> None:
         lower_current_thread_priority(lowered_by)
-        result.append(speak(engine))
+        # As the scheduler calls: its lowered stream threads continue requests already heard.
+        result.append(speak(engine, awaited=lowered_by == 0))
 
     worker = threading.Thread(target=run)
     worker.start()
@@ -146,7 +149,9 @@ def test_calls_at_a_lower_priority_are_no_rivals(engine: PiperEngine) -> None:
 def test_a_sentence_someone_waits_for_is_decoded_in_pieces_that_join_exactly(engine: PiperEngine) -> None:
     loaded = engine._voices[engine.default_voice()]
     text = "Thank you for calling the support line, your parcel left the warehouse this morning."
-    pieces = list(engine.synthesize(text, "en", Voice(engine.default_voice()), GenerationParams()))
+    pieces = list(
+        engine.synthesize(text, "en", Voice(engine.default_voice()), GenerationParams(), awaited=True)
+    )
     hop = loaded.text.config.hop_length
     assert engine.streams_within_segment
     assert len(pieces) == 2 and pieces[0].size == ChunkPlan().first_frames * hop
@@ -166,12 +171,18 @@ def test_a_sentence_someone_waits_for_is_decoded_in_pieces_that_join_exactly(eng
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
-def test_a_sentence_a_stream_thread_renders_comes_whole(engine: PiperEngine) -> None:
+def test_a_sentence_nobody_waits_for_comes_whole(engine: PiperEngine) -> None:
     pieces: list[list[np.ndarray]] = []
 
     def run() -> None:
-        lower_current_thread_priority(3)
-        pieces.append(list(engine.synthesize(TEXT, "en", Voice(engine.default_voice()), GenerationParams())))
+        lower_current_thread_priority(3)  # a stream thread's call, as the scheduler makes it
+        pieces.append(
+            list(
+                engine.synthesize(
+                    TEXT, "en", Voice(engine.default_voice()), GenerationParams(), awaited=False
+                )
+            )
+        )
 
     worker = threading.Thread(target=run)
     worker.start()

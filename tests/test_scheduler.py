@@ -48,7 +48,7 @@ def scheduler() -> Iterator[EngineScheduler]:
 
 def test_chunks_arrive_in_order(scheduler: EngineScheduler) -> None:
     async def main() -> list[float]:
-        job = scheduler.submit(lambda _: iter(Tape([], "a", 5)))
+        job = scheduler.submit(lambda _engine, _state: iter(Tape([], "a", 5)))
         return [float(chunk[0]) async for chunk in job]
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]
@@ -58,9 +58,11 @@ def test_full_queue_refuses_at_once_and_admitted_work_completes(scheduler: Engin
     gate = threading.Event()
 
     async def main() -> list[int]:
-        jobs = [scheduler.submit(lambda _, i=i: iter(Tape([], str(i), 3, gate))) for i in range(3)]
+        jobs = [
+            scheduler.submit(lambda _engine, _state, i=i: iter(Tape([], str(i), 3, gate))) for i in range(3)
+        ]
         with pytest.raises(ServiceBusy) as refused:
-            scheduler.submit(lambda _: iter(Tape([], "x", 1)))
+            scheduler.submit(lambda _engine, _state: iter(Tape([], "x", 1)))
         assert refused.value.retry_after_s == 7
         gate.set()
 
@@ -78,8 +80,8 @@ def test_streams_take_turns_and_a_new_request_goes_first(scheduler: EngineSchedu
     gate = threading.Event()
 
     async def main() -> None:
-        long_job = scheduler.submit(lambda _: iter(Tape(log, "long", 6, gate, work_s=0.02)))
-        other = scheduler.submit(lambda _: iter(Tape(log, "other", 6, gate, work_s=0.02)))
+        long_job = scheduler.submit(lambda _engine, _state: iter(Tape(log, "long", 6, gate, work_s=0.02)))
+        other = scheduler.submit(lambda _engine, _state: iter(Tape(log, "other", 6, gate, work_s=0.02)))
         gate.set()
 
         async def drain(job) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +92,7 @@ def test_streams_take_turns_and_a_new_request_goes_first(scheduler: EngineSchedu
         second = asyncio.create_task(drain(other))
         while log.count("long") < 2:
             await asyncio.sleep(0.001)
-        newcomer = scheduler.submit(lambda _: iter(Tape(log, "new", 1)))
+        newcomer = scheduler.submit(lambda _engine, _state: iter(Tape(log, "new", 1)))
         await drain(newcomer)
         await asyncio.gather(first, second)
 
@@ -120,7 +122,9 @@ def test_a_new_request_keeps_priority_until_its_first_audio() -> None:
         yield from Tape(log, "new", 1, work_s=0.02)
 
     async def main() -> None:
-        streams = [sched.submit(lambda _, n=n: iter(Tape(log, n, 8, work_s=0.02))) for n in ("a", "b")]
+        streams = [
+            sched.submit(lambda _engine, _state, n=n: iter(Tape(log, n, 8, work_s=0.02))) for n in ("a", "b")
+        ]
 
         async def drain(job) -> None:  # type: ignore[no-untyped-def]
             async for _ in job:
@@ -129,7 +133,7 @@ def test_a_new_request_keeps_priority_until_its_first_audio() -> None:
         running = [asyncio.create_task(drain(job)) for job in streams]
         while len(log) < 3:
             await asyncio.sleep(0.001)
-        await drain(sched.submit(lambda _: newcomer()))
+        await drain(sched.submit(lambda _engine, _state: newcomer()))
         await asyncio.gather(*running)
 
     try:
@@ -144,7 +148,7 @@ def test_a_reader_that_stops_reading_stops_its_synthesis(scheduler: EngineSchedu
     log: list[str] = []
 
     async def main() -> None:
-        job = scheduler.submit(lambda _: iter(Tape(log, "slow", 50)))
+        job = scheduler.submit(lambda _engine, _state: iter(Tape(log, "slow", 50)))
         await job.__anext__()
         await asyncio.sleep(0.2)  # the worker may run ahead by buffer_chunks, no further
         assert log.count("slow") <= 1 + 2
@@ -157,7 +161,7 @@ def _cancel_after_first_chunk(sched: EngineScheduler, tape: Tape) -> None:
     """Run `tape` as a job, cancel it after its first chunk and wait until the scheduler lets go."""
 
     async def main() -> None:
-        job = sched.submit(lambda _: iter(tape))
+        job = sched.submit(lambda _engine, _state: iter(tape))
         await job.__anext__()
         job.cancel()
         for _ in range(200):
@@ -181,11 +185,11 @@ def test_an_engine_failure_reaches_the_consumer_and_the_worker_survives(schedule
         raise RuntimeError("GPU fell over")
 
     async def main() -> None:
-        job = scheduler.submit(lambda _: broken())
+        job = scheduler.submit(lambda _engine, _state: broken())
         await job.__anext__()
         with pytest.raises(SynthesisFailed, match="GPU fell over"):
             await job.__anext__()
-        healthy = scheduler.submit(lambda _: iter(Tape([], "ok", 2)))
+        healthy = scheduler.submit(lambda _engine, _state: iter(Tape([], "ok", 2)))
         assert len([c async for c in healthy]) == 2
 
     asyncio.run(main())
@@ -199,7 +203,7 @@ def test_several_engine_instances_work_in_parallel_and_keep_jobs_on_one_instance
     both_busy = threading.Barrier(2, timeout=10)
 
     def job(index: int):  # type: ignore[no-untyped-def]
-        def factory(engine: str) -> Iterator[np.ndarray]:
+        def factory(engine: str, _state: object) -> Iterator[np.ndarray]:
             for step in range(4):
                 seen.setdefault(index, set()).add(engine)
                 if step == 0 and index < 2:
@@ -254,12 +258,12 @@ def test_a_new_request_gets_its_first_audio_while_a_stream_chunk_is_still_comput
         yield np.ones(4, dtype=np.float32)
 
     async def main() -> tuple[bool, list[float]]:
-        stream = sched.submit(lambda _: long_stream())
+        stream = sched.submit(lambda _engine, _state: long_stream())
         first = [float((await stream.__anext__())[0])]
         rest = asyncio.create_task(stream.__anext__())
         while not stuck.is_set():
             await asyncio.sleep(0.001)
-        newcomer = sched.submit(lambda _: iter(Tape([], "new", 1)))
+        newcomer = sched.submit(lambda _engine, _state: iter(Tape([], "new", 1)))
         await asyncio.wait_for(newcomer.__anext__(), 5)
         served_while_stuck = not release.is_set()
         release.set()
@@ -288,7 +292,7 @@ def test_first_audio_runs_on_first_audio_threads_and_streams_continue_at_lower_p
             yield np.full(4, index, dtype=np.float32)
 
     async def main() -> list[list[float]]:
-        handles = [sched.submit(lambda _, n=n: job(n)) for n in ("a", "b", "c")]
+        handles = [sched.submit(lambda _engine, _state, n=n: job(n)) for n in ("a", "b", "c")]
 
         async def drain(handle) -> list[float]:  # type: ignore[no-untyped-def]
             return [float(chunk[0]) async for chunk in handle]
@@ -323,7 +327,7 @@ def test_stream_workers_of_one_instance_advance_jobs_in_parallel() -> None:
         yield np.zeros(2, dtype=np.float32)
 
     async def main() -> list[int]:
-        handles = [sched.submit(lambda _: job()) for _ in range(2)]
+        handles = [sched.submit(lambda _engine, _state: job()) for _ in range(2)]
 
         async def drain(handle) -> int:  # type: ignore[no-untyped-def]
             return len([c async for c in handle])

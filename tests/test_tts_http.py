@@ -127,6 +127,7 @@ def test_catalogue_endpoints(client: httpx.Client) -> None:
     assert threads["instances"] == 1 and threads["stream_workers"] >= 1
     assert threads["first_audio_workers"] == threads["stream_workers"] and threads["stream_worker_nice"] == 10
     assert threads["stream_worker_idle_class"] is True
+    assert threads["kind"] == "thread" and threads["max_batch"] is None and threads["graph_batch_sizes"] == []
 
 
 def test_health_docs_and_openapi(client: httpx.Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,6 @@ pytest.importorskip("TTS.tts.models.xtts", reason="coqui-tts is not installed")
 from sentiric_tts.engines.base import Engine, EngineError, GenerationParams, Voice
 from sentiric_tts.engines.xtts import (
     DEFAULT_SAMPLING,
-    OVERLAP_WAV_LEN,
     XttsConditioning,
     XttsEngine,
     XttsWeightsMissing,
@@ -36,8 +36,8 @@ def decoded_len(n_tokens: int) -> int:
 
 
 @pytest.fixture(scope="session")
-def engine(xtts_dir: Path) -> XttsEngine:
-    return XttsEngine.load(
+def engine(xtts_dir: Path) -> Iterator[XttsEngine]:
+    eng = XttsEngine.load(
         xtts_dir,
         device="cpu",
         stream_chunk_size=STREAM,
@@ -45,6 +45,8 @@ def engine(xtts_dir: Path) -> XttsEngine:
         min_new_tokens=N_TOKENS,
         max_new_tokens=N_TOKENS,
     )
+    yield eng
+    eng.close()
 
 
 def collect(engine: XttsEngine, text: str, voice: str | Voice, params: GenerationParams) -> list[np.ndarray]:
@@ -90,25 +92,22 @@ def test_synthesis_builtin_speaker(engine: XttsEngine) -> None:
 def test_streaming_first_chunk_is_smaller(engine: XttsEngine) -> None:
     chunks = collect(engine, "Streaming in several chunks.", engine.default_voice(), greedy(N_TOKENS))
     sizes = [c.size for c in chunks]
-    # tokens per chunk: 8, 20, 2 -> the decoder re-runs on all latents; overlap is held back
-    expected = [
-        decoded_len(FIRST) - OVERLAP_WAV_LEN,
-        decoded_len(FIRST + STREAM) - decoded_len(FIRST),
-        decoded_len(N_TOKENS) - decoded_len(FIRST + STREAM) + OVERLAP_WAV_LEN,
-    ]
-    assert sizes == expected
+    # tokens per chunk: 8, 20, 2; each chunk's audio is its settled frames (the vocoder holds the
+    # last MARGIN_FRAMES back for the next chunk's context), all of it exactly once
+    assert len(sizes) == 3
     assert sizes[0] < sizes[1]
+    assert all(size % 256 == 0 for size in sizes)
     assert sum(sizes) == decoded_len(N_TOKENS)
 
-    # ending exactly on a chunk boundary (8 + 20): the held-back overlap comes last
-    boundary = collect(engine, "Boundary.", "Ana Florence", greedy(FIRST + STREAM))
-    assert [c.size for c in boundary] == [*expected[:2], OVERLAP_WAV_LEN]
-    assert sum(c.size for c in boundary) == decoded_len(FIRST + STREAM)
+    # ending exactly on a chunk boundary (8 + 20): the last chunk carries the held-back tail
+    boundary = [c.size for c in collect(engine, "Boundary.", "Ana Florence", greedy(FIRST + STREAM))]
+    assert len(boundary) == 2 and boundary[0] == sizes[0]
+    assert sum(boundary) == decoded_len(FIRST + STREAM)
 
     # a longer forced generation: 8 + 20 + 20 + 12 tokens
     sizes = [c.size for c in collect(engine, "More chunks.", "Ana Florence", greedy(60))]
     assert len(sizes) == 4 and sum(sizes) == decoded_len(60)
-    assert sizes[0] < sizes[1] == sizes[2]
+    assert sizes[0] < sizes[1] and abs(sizes[1] - sizes[2]) <= 256
 
 
 def test_params_do_not_leak_between_calls(engine: XttsEngine) -> None:
@@ -129,12 +128,13 @@ def test_params_do_not_leak_between_calls(engine: XttsEngine) -> None:
     out_b = [next(b)]
     out_a += list(a)
     out_b += list(b)
-    np.testing.assert_array_equal(np.concatenate(out_a), reference)
+    # the same tokens; samples to float rounding (a batch of two computes its rows in one GEMM)
+    np.testing.assert_allclose(np.concatenate(out_a), reference, rtol=0, atol=1e-6)
     assert sum(c.size for c in out_b) == decoded_len(25)
 
     # engine-level limits still apply to the next plain call
     again = np.concatenate(collect(engine, "Isolated call.", "Claribel Dervla", greedy(12)))
-    np.testing.assert_array_equal(again, reference)
+    np.testing.assert_allclose(again, reference, rtol=0, atol=1e-6)
     assert engine.model.gpt.gpt_inference.generation_config.to_dict() == gen_config
     assert sum(c.size for c in collect(engine, "Plain.", "Ana Florence", GenerationParams())) == decoded_len(
         N_TOKENS
@@ -158,7 +158,7 @@ def test_close_generator_early(engine: XttsEngine) -> None:
     # never started at all
     engine.synthesize("Never consumed.", "en", Voice("Ana Florence"), greedy(60)).close()
     after = np.concatenate(collect(engine, "After close.", "Claribel Dervla", greedy(10)))
-    np.testing.assert_array_equal(after, reference)
+    np.testing.assert_allclose(after, reference, rtol=0, atol=1e-6)
 
 
 def test_clone_conditioning(engine: XttsEngine) -> None:

@@ -107,13 +107,16 @@ def test_built_in_speakers_and_languages(xclient: httpx.Client) -> None:
         24000,
         True,
     )
-    # A model on one device is advanced by one thread per instance.
+    # The model's own loop advances every sentence; each admitted request has a thread waiting on it.
     assert config["engine_threads"] == {
         "instances": 1,
-        "stream_workers": 1,
+        "stream_workers": config["max_queued_requests"],
         "first_audio_workers": 0,
         "stream_worker_nice": 0,
         "stream_worker_idle_class": False,
+        "kind": "batched",
+        "max_batch": 4,
+        "graph_batch_sizes": [],
     }
 
 

@@ -1,8 +1,26 @@
-"""The protocol every synthesis engine implements.
+"""The protocol every synthesis engine implements, and what each kind of engine promises.
 
 Engines know nothing about HTTP, SSML, formats or resampling: they take one text segment, a
 language, a voice and generation parameters, and yield float32 mono PCM at their native rate.
 Everything else (splitting, scheduling, resampling, encoding) is the pipeline's job.
+
+Two kinds, which the scheduler (synthesis/scheduler.py) drives differently:
+
+- thread (Piper): a call renders on the thread that advances its iterator, on CPU cores. Calls
+  may run on several threads at once; the scheduler gives each instance a stream thread per core
+  and as many first-audio threads, the stream threads at a lower OS priority, and the engine
+  picks its sessions (how many cores) from the calling thread's priority and its rivals.
+- batched (XTTS): the engine owns one stepping loop per model that advances every open sentence
+  in one forward pass per step. A call opens a sentence on that loop and returns at once; its
+  iterator blocks until the loop has the sentence's next chunk. Many threads may read their
+  sentences at once: the scheduler gives every admitted job a thread, applies backpressure by
+  reading no further (the engine pauses a sentence whose chunks are unread), and cancels by
+  closing the iterator (the engine drops the sentence before its next step). `close()` stops the
+  loop. Nothing above the scheduler knows which kind it talks to.
+
+Every call says whether someone waits for its first audio (`awaited`): a thread engine spends a
+little more work to be heard sooner (Piper decodes the sentence in pieces), a batched engine puts
+the sentence's prefill and first chunk before the later chunks of sentences already playing.
 """
 
 from __future__ import annotations
@@ -13,6 +31,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+EngineKind = Literal["thread", "batched"]
 VoiceKind = Literal["piper", "studio", "library"]
 
 
@@ -70,9 +89,8 @@ class Engine(Protocol):
 
     supports_cloning: bool
 
-    parallel_calls: bool
-    """Whether `synthesize` may run on several threads at once, each call on its own CPU core(s)
-    (Piper); a GPU model is advanced by one thread per instance."""
+    kind: EngineKind
+    """How the scheduler drives it (see the module doc)."""
 
     streams_within_segment: bool
     """Whether `synthesize` yields audio before the whole segment is rendered (XTTS decodes
@@ -101,13 +119,31 @@ class Engine(Protocol):
         ...
 
     def synthesize(
-        self, text: str, language: str, voice: Voice, params: GenerationParams
+        self, text: str, language: str, voice: Voice, params: GenerationParams, awaited: bool = False
     ) -> Iterator[np.ndarray]:
-        """Yield float32 mono PCM chunks in [-1, 1] at `sample_rate` for one text segment."""
+        """Yield float32 mono PCM chunks in [-1, 1] at `sample_rate` for one text segment.
+        `awaited`: someone is waiting for this segment's first audio (nothing of the request has
+        been heard yet), so its first chunk should come as soon as it can."""
         ...
 
     def warmup(self) -> None:
         """Run a short synthesis so the first request does not pay for lazy initialisation."""
+        ...
+
+
+@runtime_checkable
+class BatchedEngine(Engine, Protocol):
+    """An engine of the batched kind (see the module doc)."""
+
+    max_batch: int
+    """Sentences its loop advances together."""
+
+    def graph_batch_sizes(self) -> list[int]:
+        """Batch sizes whose step replays a captured CUDA graph (empty: eager steps)."""
+        ...
+
+    def close(self) -> None:
+        """Stop the loop; sentences still open end with an EngineError."""
         ...
 
 

@@ -183,7 +183,7 @@ class PiperEngine:
     device = "cpu"
     supports_cloning = False
     # onnxruntime sessions may run from several threads at once; Piper serialises espeak itself.
-    parallel_calls = True
+    kind = "thread"
 
     def __init__(
         self,
@@ -253,7 +253,7 @@ class PiperEngine:
         return self._fingerprint
 
     def synthesize(
-        self, text: str, language: str, voice: Voice, params: GenerationParams
+        self, text: str, language: str, voice: Voice, params: GenerationParams, awaited: bool = False
     ) -> Iterator[np.ndarray]:
         loaded = self._voices.get(voice.id)
         if loaded is None:
@@ -271,9 +271,8 @@ class PiperEngine:
                 continue
             phoneme_ids = loaded.text.phonemes_to_ids(phonemes)
             # Pieces cost a little more decoding (their joins), so only a sentence that someone
-            # waits for is cut: one started at normal priority (the scheduler starts requests
-            # there), not one a stream thread renders while earlier audio still plays.
-            if can_stream and not self._is_background(current_thread_nice() or 0):
+            # waits for is cut, not one rendered while earlier audio still plays.
+            if can_stream and awaited:
                 assert self._chunks is not None
                 yield from self._pieces(loaded, phoneme_ids, scales, self._chunks)
                 continue

@@ -47,11 +47,12 @@ def _load_xtts(settings: Settings) -> Engine:
         settings.model_dir,
         device=settings.xtts_device,
         dtype=settings.xtts_dtype,
-        use_deepspeed=settings.xtts_use_deepspeed,
         stream_chunk_size=settings.xtts_stream_chunk_size,
         first_chunk_size=settings.xtts_first_chunk_size,
         min_new_tokens=settings.xtts_min_new_tokens,
         max_new_tokens=settings.xtts_max_new_tokens,
+        max_batch=settings.xtts_max_batch,
+        cuda_graphs=settings.xtts_cuda_graphs,
     )
 
 

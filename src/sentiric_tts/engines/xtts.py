@@ -1,15 +1,16 @@
-"""Coqui XTTS v2 engine (coqui-tts 0.28.x).
+"""Coqui XTTS v2 engine (coqui-tts 0.28.x), batched.
 
 Weights are loaded through coqui-tts's own loading code (`XttsConfig.load_json`, `Xtts(config)`,
 `Xtts.load_checkpoint`), so real v2 weights and the random test checkpoint take the same path.
 
-Streaming: coqui's `Xtts.inference_stream` decodes audio every `stream_chunk_size` GPT tokens,
-one size for the whole sentence. We want a small first chunk (low time-to-first-audio) and larger
-later chunks (fewer HiFiGAN passes), so `synthesize` runs its own copy of that loop over the same
-library pieces (`GPT.compute_embeddings`, the GPT's `generate_stream` token generator,
-`Xtts.handle_chunks` for the cross-faded overlap, `hifigan_decoder`) with a chunk threshold of
-`first_chunk_size` tokens for the first chunk and `stream_chunk_size` for the rest. Token limits
-(`min_new_tokens` / `max_new_tokens`) are passed to each generate call, never stored on the model.
+Synthesis runs on one stepping thread per model (xtts_batch.BatchLoop): every sentence in flight
+is advanced by one audio token per step in one batched pass of coqui's GPT modules
+(xtts_gpt.BatchedGpt, a static KV cache per sequence), with per-sequence sampling
+(xtts_sampling), and its latents are vocoded window by window (xtts_vocoder.StreamingVocoder),
+which gives the audio of one whole-sentence decode at a cost linear in the sentence's length. A
+sentence's first chunk comes after `first_chunk_size` tokens, later ones every
+`stream_chunk_size`. Token limits (`min_new_tokens` / `max_new_tokens`) are per call, never stored
+on the model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import io
 import logging
 import math
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +28,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sentiric_tts.engines.base import EngineError, GenerationParams, Voice, VoiceInfo
+from sentiric_tts.engines.xtts_batch import BatchLoop, SequenceFailed, SequenceRequest
 from sentiric_tts.engines.xtts_download import XTTS_FILES, missing_files
+from sentiric_tts.engines.xtts_sampling import Sampling
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +65,6 @@ DEFAULT_SAMPLING: dict[str, float] = {
 #   max_new_tokens  : per-request override of the engine's max_new_tokens (0: model limit).
 #   do_sample       : 0 for greedy decoding (deterministic; tests use it), 1 (default) to sample.
 EXTRA_KEYS = ("length_penalty", "min_new_tokens", "max_new_tokens", "do_sample")
-
-# Samples of the previous chunk kept back and cross-faded into the next (coqui's default).
-OVERLAP_WAV_LEN = 1024
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
@@ -157,7 +157,7 @@ class XttsEngine:
 
     name = "xtts"
     supports_cloning = True
-    parallel_calls = False
+    kind = "batched"
     streams_within_segment = True
 
     def __init__(
@@ -173,7 +173,12 @@ class XttsEngine:
         min_new_tokens: int,
         max_new_tokens: int,
         fingerprint: str,
+        max_batch: int = 4,
+        max_ahead: int = 2,
+        cuda_graphs: bool = False,
     ) -> None:
+        if max_batch < 1 or max_ahead < 1:
+            raise ValueError("max_batch and max_ahead must be >= 1")
         if stream_chunk_size < 1 or first_chunk_size < 1:
             raise ValueError("stream_chunk_size and first_chunk_size must be >= 1")
         if min_new_tokens < 0 or max_new_tokens < 0:
@@ -188,6 +193,12 @@ class XttsEngine:
         self.min_new_tokens = min_new_tokens
         self.max_new_tokens = max_new_tokens
         self.sample_rate = int(config.audio.output_sample_rate)
+        self.max_batch = max_batch
+        """Sentences advanced together in one step (the scheduler runs as many calls at once)."""
+        self.max_ahead = max_ahead
+        self.cuda_graphs = cuda_graphs and device.startswith("cuda")
+        """Whether warm-up captures the decode step's CUDA graphs."""
+        self._loop: BatchLoop | None = None
         self._fingerprint = fingerprint
         self._languages = self._usable_languages(list(config.languages))
         speakers = model.speaker_manager.speakers if model.speaker_manager is not None else {}
@@ -204,12 +215,16 @@ class XttsEngine:
         *,
         device: str = "auto",
         dtype: str = "float32",
-        use_deepspeed: bool = False,
         stream_chunk_size: int = 20,
         first_chunk_size: int = 8,
         min_new_tokens: int = 0,
         max_new_tokens: int = 0,
+        max_batch: int = 0,
+        max_ahead: int = 2,
+        cuda_graphs: bool = True,
     ) -> XttsEngine:
+        """`max_batch` 0: 32 sentences at once on CUDA, 4 on the CPU (whose cores a batch of
+        4 already fills, and whose KV cache then takes ~1 GiB at full size)."""
         model_dir = Path(model_dir)
         missing = missing_files(model_dir)
         if missing:
@@ -222,19 +237,6 @@ class XttsEngine:
 
         resolved_device = _resolve_device(device)
         torch_dtype = _resolve_dtype(dtype, resolved_device)
-        if use_deepspeed and not resolved_device.startswith("cuda"):
-            logger.warning("XTTS DeepSpeed needs CUDA; running on %s without it", resolved_device)
-            use_deepspeed = False
-        if use_deepspeed and torch_dtype != torch.float32:
-            # coqui hands DeepSpeed a half-precision copy of the GPT and lets it pick kernels;
-            # casting on top of that would mix precisions.
-            logger.warning("XTTS dtype %s ignored with DeepSpeed (it manages GPT precision)", dtype)
-            torch_dtype = torch.float32
-        if use_deepspeed:
-            try:
-                import deepspeed  # noqa: F401
-            except ImportError as exc:
-                raise EngineError("XTTS use_deepspeed is set but deepspeed is not installed") from exc
 
         config = XttsConfig()
         config.load_json(str(model_dir / "config.json"))
@@ -246,13 +248,11 @@ class XttsEngine:
                 checkpoint_dir=str(model_dir),
                 vocab_path=str(model_dir / "vocab.json"),
                 speaker_file_path=str(model_dir / "speakers_xtts.pth"),
-                use_deepspeed=use_deepspeed,
                 eval=True,
             )
         except Exception as exc:
             raise EngineError(f"could not load XTTS weights from {model_dir.resolve()}: {exc}") from exc
-        # load_checkpoint(eval=True) already put the GPT and decoder in eval mode. Do NOT call
-        # model.eval(): Xtts.eval() re-runs init_gpt_for_inference() without use_deepspeed.
+        # load_checkpoint(eval=True) already put the GPT and decoder in eval mode.
         model.to(resolved_device)
         if torch_dtype != torch.float32:
             _cast_gpt_for_generation(model.gpt, torch_dtype)
@@ -269,13 +269,16 @@ class XttsEngine:
             min_new_tokens=min_new_tokens,
             max_new_tokens=max_new_tokens,
             fingerprint=_fingerprint(model_dir),
+            max_batch=max_batch or (32 if resolved_device.startswith("cuda") else 4),
+            max_ahead=max_ahead,
+            cuda_graphs=cuda_graphs,
         )
         logger.info(
-            "XTTS loaded from %s on %s (%s, deepspeed=%s): %d languages, %d speakers",
+            "XTTS loaded from %s on %s (%s, batches of up to %d): %d languages, %d speakers",
             model_dir,
             engine.device,
             str(torch_dtype).removeprefix("torch."),
-            use_deepspeed,
+            engine.max_batch,
             len(engine._languages),
             len(engine._speakers),
         )
@@ -350,36 +353,26 @@ class XttsEngine:
             embedding.to(self.device, dtype=torch.float32),
         )
 
-    def _generation_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+    def _sampling(self, params: GenerationParams) -> Sampling:
+        """The request's sampling, the released model's defaults where it names none."""
         extra = params.extra or {}
 
         def pick(name: str, value: float | None) -> float:
             return DEFAULT_SAMPLING[name] if value is None else value
 
-        do_sample = bool(extra.get("do_sample", 1))
-        kwargs: dict[str, Any] = {
-            # coqui's streaming sampler (`sample_stream`) always draws with torch.multinomial and
-            # only applies the temperature/top-k/top-p warpers when do_sample is set, so greedy
-            # decoding is expressed as sampling with top_k=1.
-            "do_sample": True,
-            "num_beams": 1,
-            "num_return_sequences": 1,
-            "repetition_penalty": float(pick("repetition_penalty", params.repetition_penalty)),
-            "output_attentions": False,
-            "output_hidden_states": True,
-            "return_dict_in_generate": True,
-        }
-        if "length_penalty" in extra:
-            # Only meaningful for beam search, which streaming never uses; passed on when asked
-            # for (as coqui does), left out otherwise to keep transformers from warning about it.
-            kwargs["length_penalty"] = float(extra["length_penalty"])
-        if do_sample:
-            kwargs["temperature"] = float(pick("temperature", params.temperature))
-            kwargs["top_k"] = int(pick("top_k", params.top_k))
-            kwargs["top_p"] = float(pick("top_p", params.top_p))
-        else:
-            kwargs.update(temperature=1.0, top_k=1, top_p=1.0)
-        return kwargs
+        min_new, max_new = self._token_limits(params)
+        penalty = float(pick("repetition_penalty", params.repetition_penalty))
+        if not bool(extra.get("do_sample", 1)):
+            # Greedy decoding: what coqui's sampler does with top_k 1 (the highest score wins).
+            return Sampling(1.0, 1, 1.0, penalty, min_new, max_new)
+        return Sampling(
+            temperature=float(pick("temperature", params.temperature)),
+            top_k=int(pick("top_k", params.top_k)),
+            top_p=float(pick("top_p", params.top_p)),
+            repetition_penalty=penalty,
+            min_new_tokens=min_new,
+            max_new_tokens=max_new,
+        )
 
     def _token_limits(self, params: GenerationParams) -> tuple[int, int]:
         """(min_new_tokens, max_new_tokens) for one call; max is always concrete."""
@@ -391,19 +384,39 @@ class XttsEngine:
         return max(0, min(min_new, max_new)), max_new
 
     def synthesize(
-        self, text: str, language: str, voice: Voice, params: GenerationParams
+        self,
+        text: str,
+        language: str,
+        voice: Voice,
+        params: GenerationParams,
+        awaited: bool = False,
     ) -> Iterator[np.ndarray]:
+        """Open one sentence on the batch loop; its chunks arrive as the loop makes them. May be
+        called from many threads at once (each reads its own sentence). `awaited`: someone waits
+        for this sentence's first audio, so its prefill and first chunk go before others'
+        later chunks."""
         # Validate eagerly so bad requests fail at call time, not at the first next().
         lang = language.split("-")[0]
         if language not in self._languages and lang not in self._languages and lang != "zh":
             raise ValueError(f"XTTS does not speak {language!r}; languages: {', '.join(self._languages)}")
         cond_latent, speaker_embedding = self._conditioning(voice)
-        gen_kwargs = self._generation_kwargs(params)
-        min_new, max_new = self._token_limits(params)
+        sampling = self._sampling(params)
         speed = float(params.speed) if params.speed else 1.0
         text = text.strip().lower()
         ids = self._encode(text, lang) if text else []
-        return self._stream(ids, cond_latent, speaker_embedding, gen_kwargs, min_new, max_new, speed)
+        if not ids:
+            return iter(())
+        request = SequenceRequest(
+            cond_latent=cond_latent,
+            text_tokens=torch.tensor([ids], dtype=torch.int32, device=self.device),
+            speaker_embedding=speaker_embedding,
+            sampling=sampling,
+            length_scale=1.0 / max(speed, 0.05),
+            first_chunk=self.first_chunk_size,
+            chunk=self.stream_chunk_size,
+            awaited=awaited,
+        )
+        return self._read(self._batch_loop().open(request))
 
     def _encode(self, text: str, lang: str) -> list[int]:
         try:
@@ -420,97 +433,42 @@ class XttsEngine:
             )
         return ids
 
-    def _stream(
-        self,
-        ids: list[int],
-        cond_latent: torch.Tensor,
-        speaker_embedding: torch.Tensor,
-        gen_kwargs: dict[str, Any],
-        min_new: int,
-        max_new: int,
-        speed: float,
-    ) -> Iterator[np.ndarray]:
-        from TTS.tts.layers.tortoise.autoregressive import _prepare_attention_mask_for_generation
+    def _batch_loop(self) -> BatchLoop:
+        # Made at first use, after any change of the GPT's dtype: its KV cache takes that dtype.
+        if self._loop is None:
+            on_cpu = not self.device.startswith("cuda")
+            self._loop = BatchLoop(
+                self.model,
+                max_batch=self.max_batch,
+                max_ahead=self.max_ahead,
+                dtype=self.model.gpt.text_embedding.weight.dtype,
+                device=self.device,
+                # On the CPU every row of a step and every vocoder window costs its own time:
+                # a newcomer steps alone and no turn vocodes more than one window (see BatchLoop).
+                newcomers_alone=on_cpu,
+                vocoder_batch=1 if on_cpu else None,
+            )
+        return self._loop
 
-        model = self.model
-        gpt = model.gpt
-        if not ids:
-            return
-        length_scale = 1.0 / max(speed, 0.05)
-        token_gen = None
+    @staticmethod
+    def _read(stream: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         try:
-            with torch.inference_mode():
-                text_tokens = torch.tensor([ids], dtype=torch.int32, device=self.device)
-                # compute_embeddings stores the prefix on the shared GPT2InferenceModel; we keep
-                # our own reference and re-store it before every step, so generators that are
-                # interleaved (several open at once on one thread) cannot see each other's prefix.
-                fake_inputs = gpt.compute_embeddings(cond_latent, text_tokens)
-                prefix_emb = gpt.gpt_inference.cached_prefix_emb
-                stop = torch.tensor(gpt.stop_audio_token, device=fake_inputs.device, dtype=torch.long)
-                attention_mask = _prepare_attention_mask_for_generation(fake_inputs, stop, stop)
-                limits: dict[str, Any] = {"max_length": fake_inputs.shape[-1] + max_new}
-                if min_new > 0:
-                    limits["min_new_tokens"] = min_new
-                token_gen = gpt.gpt_inference.generate_stream(
-                    fake_inputs,
-                    bos_token_id=gpt.start_audio_token,
-                    pad_token_id=gpt.stop_audio_token,
-                    eos_token_id=gpt.stop_audio_token,
-                    attention_mask=attention_mask,
-                    **limits,
-                    **gen_kwargs,
-                )
-
-            n_tokens = 0
-            pending = 0
-            latents: list[torch.Tensor] = []
-            wav_gen_prev = None
-            wav_overlap = None
-            threshold = self.first_chunk_size
-            is_end = False
-            while not is_end:
-                with torch.inference_mode():
-                    gpt.gpt_inference.store_prefix_emb(prefix_emb)
-                    try:
-                        _token, latent = next(token_gen)
-                        latents.append(latent)
-                        n_tokens += 1
-                        pending += 1
-                    except StopIteration:
-                        is_end = True
-                    if not latents or not (is_end or pending >= threshold):
-                        continue
-                    if is_end and pending == 0 and wav_overlap is not None:
-                        # Ended right on a chunk boundary (max_new_tokens hit, no stop token):
-                        # re-decoding would reproduce the same audio, so the held-back overlap
-                        # is exactly the missing tail.
-                        audio = wav_overlap.float().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
-                        wav_overlap = None
-                        if audio.size:
-                            yield audio
-                        break
-                    gpt_latents = torch.cat(latents, dim=0)[None, :].float()
-                    if length_scale != 1.0:
-                        gpt_latents = F.interpolate(
-                            gpt_latents.transpose(1, 2), scale_factor=length_scale, mode="linear"
-                        ).transpose(1, 2)
-                    wav_gen = model.hifigan_decoder(gpt_latents, g=speaker_embedding)
-                    wav_chunk, wav_gen_prev, wav_overlap = model.handle_chunks(
-                        wav_gen.squeeze(), wav_gen_prev, wav_overlap, OVERLAP_WAV_LEN, is_final=is_end
-                    )
-                    pending = 0
-                    threshold = self.stream_chunk_size
-                    audio = wav_chunk.float().clamp_(-1.0, 1.0).cpu().numpy().astype(np.float32, copy=True)
-                if audio.size:
-                    yield audio
-            logger.debug("XTTS segment: %d text tokens -> %d audio tokens", len(ids), n_tokens)
-        except (GeneratorExit, ValueError, KeyError):
-            raise
-        except Exception as exc:  # surfaced as the engine's failure type
+            yield from stream
+        except SequenceFailed as exc:
             raise EngineError(f"XTTS synthesis failed: {exc}") from exc
         finally:
-            if token_gen is not None:
-                token_gen.close()
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    def graph_batch_sizes(self) -> list[int]:
+        graphs = self._loop.graphs if self._loop is not None else None
+        return list(graphs.buckets) if graphs is not None else []
+
+    def close(self) -> None:
+        """Stop the batch loop (sentences still in flight end with an engine failure)."""
+        if self._loop is not None:
+            self._loop.close()
 
     # ------------------------------------------------------------------ cloning
 
@@ -599,3 +557,12 @@ class XttsEngine:
         language = "en" if "en" in self._languages else self._languages[0]
         for _ in self.synthesize("Hello there.", language, Voice(id=self.default_voice()), params):
             pass
+        if self.cuda_graphs:
+            started = time.perf_counter()
+            loop = self._batch_loop()
+            if loop.capture_graphs():
+                logger.info(
+                    "XTTS decode step captured as CUDA graphs for batches of %s in %.1f s",
+                    ", ".join(map(str, loop.graphs.buckets if loop.graphs else ())),
+                    time.perf_counter() - started,
+                )
