@@ -94,6 +94,25 @@ class Transaction:
                 log.warning("Voice library: tidying %s failed (%s); the next start sweeps it", when, exc)
 
 
+# The columns a voice's row shares across schema versions, in `_voice`'s order.
+_VOICE_COLUMNS = "id, name, language, description, created_at, updated_at, reference_digest"
+
+
+def _voice(columns: tuple, owner: str | None, samples: dict[str, list[LibrarySample]]) -> LibraryVoice:
+    voice_id, name, language, description, created_at, updated_at, reference_digest = columns
+    return LibraryVoice(
+        id=voice_id,
+        name=name,
+        language=language,
+        description=description,
+        created_at=created_at,
+        updated_at=updated_at,
+        reference_digest=reference_digest,
+        owner=owner,
+        samples=tuple(samples.get(voice_id, ())),
+    )
+
+
 class LibraryIndex:
     def __init__(self, directory: Path) -> None:
         self.path = directory / DB_NAME
@@ -191,23 +210,9 @@ class LibraryIndex:
                 return []
             samples = self._samples(db)
             return [
-                LegacyVoice(
-                    LibraryVoice(
-                        id=row[0],
-                        name=row[1],
-                        language=row[2],
-                        description=row[3],
-                        created_at=row[4],
-                        updated_at=row[5],
-                        reference_digest=row[6],
-                        samples=tuple(samples.get(row[0], ())),
-                    ),
-                    latents_model=row[7],
-                    latents_digest=row[8],
-                )
+                LegacyVoice(_voice(row[:7], None, samples), latents_model=row[7], latents_digest=row[8])
                 for row in db.execute(
-                    "SELECT id, name, language, description, created_at, updated_at, reference_digest, "
-                    "latents_model, latents_digest FROM voices ORDER BY created_at, id"
+                    f"SELECT {_VOICE_COLUMNS}, latents_model, latents_digest FROM voices ORDER BY created_at, id"
                 )
             ]
 
@@ -233,21 +238,8 @@ class LibraryIndex:
                 return self.load_all(own)
         samples = self._samples(db)
         return tuple(
-            LibraryVoice(
-                id=row[0],
-                name=row[1],
-                language=row[2],
-                description=row[3],
-                created_at=row[4],
-                updated_at=row[5],
-                reference_digest=row[6],
-                owner=row[7],
-                samples=tuple(samples.get(row[0], ())),
-            )
-            for row in db.execute(
-                "SELECT id, name, language, description, created_at, updated_at, reference_digest, owner "
-                "FROM voices ORDER BY created_at, id"
-            )
+            _voice(row[:7], row[7], samples)
+            for row in db.execute(f"SELECT {_VOICE_COLUMNS}, owner FROM voices ORDER BY created_at, id")
         )
 
     def get(self, db: sqlite3.Connection, voice_id: str) -> LibraryVoice | None:
