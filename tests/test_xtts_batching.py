@@ -205,6 +205,28 @@ def _same_alone_and_in_a_batch(engine: XttsEngine, loop) -> None:  # type: ignor
     assert loop.stepped_rows > loop.steps  # steps really ran several rows at once
 
 
+def test_newcomers_of_one_turn_share_one_prefill_and_get_their_own_tokens(engine: XttsEngine) -> None:
+    loop = engine._batch_loop()
+    voices = distinct_voices(engine, 3)
+    jobs = [
+        ("Short.", voices[0], 14),
+        ("A sentence of middling length here.", voices[1], 18),
+        ("And a third, longer sentence, with a few more words in it than the others.", voices[2], 22),
+    ]
+    alone = []
+    for text, voice, tokens in jobs:
+        stream = loop.open(engine_request(engine, text, voice, tokens))
+        alone.append((np.concatenate(list(stream)), stream))
+    passes = loop.prefill_passes
+    with loop._cond:  # the loop takes its newcomers only once all three are waiting
+        streams = [loop.open(engine_request(engine, text, voice, tokens)) for text, voice, tokens in jobs]
+    audio = [np.concatenate(list(stream)) for stream in streams]
+    assert loop.prefill_passes == passes + 1  # prefixes of three lengths, padded, in one pass
+    for (solo_audio, solo), stream, clip in zip(alone, streams, audio, strict=True):
+        assert stream.tokens == solo.tokens
+        assert snr_db(clip, solo_audio) >= 40.0
+
+
 def wait_until(condition, seconds: float = 120.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

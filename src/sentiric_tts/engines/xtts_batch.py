@@ -5,7 +5,8 @@ A caller opens a sequence (its GPT prefix inputs, sampling settings, speaker emb
 reads its audio from a `SequenceStream`, which blocks until the loop has the next chunk. Each
 loop turn:
 
-1. admits new sequences: prefill (conditioning + text + start token) into a free cache slot;
+1. admits new sequences: their prefills (conditioning + text + start token) in one batched
+   pass, each into a free cache slot;
 2. drops the ones that ended, were cancelled or failed (their slots are compacted at once);
 3. runs one decode step for every sequence in the batch and draws each one's next token;
 4. vocodes the chunks that are due: first chunks before anything else, and while a sequence
@@ -177,6 +178,8 @@ class BatchLoop:
         self.steps = 0
         """Decode steps run (one per loop turn with sequences in the batch)."""
         self.stepped_rows = 0
+        self.prefill_passes = 0
+        """Batched prefill passes run (several newcomers of one turn share one)."""
         """Rows computed over all steps (paused ones riding along included)."""
 
     def capture_graphs(self) -> bool:
@@ -275,46 +278,81 @@ class BatchLoop:
         for sequence in incoming:
             if sequence.cancelled:
                 self._finish(sequence)
-                continue
-            self._prefill(sequence)
+        self._prefill([s for s in incoming if not s.done])
         self._compact()
         self._step()
         self._vocode()
         self._compact()
 
-    def _prefill(self, sequence: _Sequence) -> None:
-        request = sequence.request
-        slot = len(self._slots)
+    def _prefix(self, request: SequenceRequest) -> torch.Tensor:
+        """A sentence's GPT input: coqui's conditioning + text embedding, then the start token."""
+        gpt = self._gpt
+        gpt.compute_embeddings(request.cond_latent, request.text_tokens)
+        prefix = gpt.gpt_inference.cached_prefix_emb
+        device = prefix.device
+        start = gpt.mel_embedding(torch.tensor([[self._start_token]], device=device))
+        start = start + gpt.mel_pos_embedding.emb(torch.zeros((1, 1), dtype=torch.long, device=device))
+        return torch.cat([prefix, start.to(prefix.dtype)], dim=1)
+
+    def _prefill(self, sequences: list[_Sequence]) -> None:
+        """Admit newcomers in one batched pass (one by one when that fails, so a sequence that
+        cannot be prefilled fails alone)."""
+        ready: list[tuple[_Sequence, torch.Tensor]] = []
+        for sequence in sequences:
+            try:
+                ready.append((sequence, self._prefix(sequence.request)))
+            except Exception as exc:
+                log.warning("XTTS prefill failed: %s", exc, exc_info=True)
+                self._fail(sequence, exc)
+        if not ready:
+            return
+        first = len(self._slots)
         try:
-            gpt = self._gpt
-            gpt.compute_embeddings(request.cond_latent, request.text_tokens)
-            prefix = gpt.gpt_inference.cached_prefix_emb
-            device = prefix.device
-            start = gpt.mel_embedding(torch.tensor([[self._start_token]], device=device))
-            start = start + gpt.mel_pos_embedding.emb(torch.zeros((1, 1), dtype=torch.long, device=device))
-            latent, logits = self.batch.prefill(slot, torch.cat([prefix, start.to(prefix.dtype)], dim=1))
-            if not bool(torch.isfinite(logits).all()):
-                raise SequenceFailed("XTTS produced non-finite logits (is the voice's conditioning valid?)")
+            latents, logits = self.batch.prefill(first, [prefix for _, prefix in ready])
+            self.prefill_passes += 1
+        except Exception as exc:
+            for slot in range(first, first + len(ready)):
+                self.batch.release(slot)
+            if len(ready) == 1:
+                log.warning("XTTS prefill failed: %s", exc, exc_info=True)
+                self._fail(ready[0][0], exc)
+                return
+            log.warning("XTTS batched prefill failed; prefilling its sequences one by one", exc_info=True)
+            for sequence, _ in ready:
+                self._prefill([sequence])
+            return
+        finite = torch.isfinite(logits).all(dim=-1).tolist()
+        admitted: list[tuple[_Sequence, int, int]] = []  # (sequence, slot, row of the prefill)
+        for row, (sequence, _) in enumerate(ready):
+            request = sequence.request
+            if not finite[row]:
+                self._fail(
+                    sequence,
+                    SequenceFailed("XTTS produced non-finite logits (is the voice's conditioning valid?)"),
+                )
+                continue
+            slot = len(self._slots)
+            if slot != first + row:
+                self.batch.move(first + row, slot)  # a failed row before it left a hole
             self._sampler.start(slot, request.sampling, self._prompt_tokens)
             sequence.vocoder = StreamingVocoder(
                 self._decoder, request.speaker_embedding, request.length_scale
             )
-            token = self._choose_one(slot, logits)
-        except Exception as exc:
-            log.warning("XTTS prefill failed: %s", exc, exc_info=not isinstance(exc, SequenceFailed))
+            sequence.slot = slot
+            self._slots.append(sequence)
+            admitted.append((sequence, slot, row))
+        for slot in range(len(self._slots), first + len(ready)):
             self.batch.release(slot)
-            self._fail(sequence, exc)
+        if not admitted:
             return
-        sequence.slot = slot
-        self._slots.append(sequence)
-        self._record(sequence, token, latent)
-
-    def _choose_one(self, slot: int, logits: torch.Tensor) -> int:
-        rows = torch.zeros(slot + 1, logits.shape[-1], device=logits.device, dtype=logits.dtype)
-        rows[slot] = logits
-        advance = torch.zeros(slot + 1, dtype=torch.bool, device=logits.device)
-        advance[slot] = True
-        return int(self._sampler.choose(rows, advance)[slot])
+        rows = torch.zeros(len(self._slots), logits.shape[-1], device=logits.device, dtype=logits.dtype)
+        advance = torch.zeros(len(self._slots), dtype=torch.bool, device=logits.device)
+        for _, slot, row in admitted:
+            rows[slot] = logits[row]
+            advance[slot] = True
+        tokens = self._sampler.choose(rows, advance).tolist()
+        for sequence, slot, row in admitted:
+            self._record(sequence, tokens[slot], latents[row])
 
     def _record(self, sequence: _Sequence, token: int, latent: torch.Tensor) -> None:
         sequence.tokens.append(token)

@@ -184,18 +184,29 @@ class BatchedGpt:
     # --- sequences ---
 
     @torch.inference_mode()
-    def prefill(self, slot: int, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Start a sequence in `slot` from its input embeddings `prefix` ([1, P, C]: conditioning
-        latents, text, start token); returns (latent, logits) of its last position ([C], [V])."""
-        length = prefix.shape[1]
-        if length > self.max_len:
-            raise ValueError(f"prefix of {length} positions; the cache holds {self.max_len}")
-        start = torch.zeros(1, dtype=torch.long, device=self.device)
-        hidden = self._blocks(prefix.to(self.dtype), slice(slot, slot + 1), start, None, length)
-        self.lengths[slot] = length
-        self.host_lengths[slot] = length
-        latent, logits = self._heads(hidden[:, -1])
-        return latent[0], logits[0]
+    def prefill(self, first_slot: int, prefixes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start sequences in slots first_slot, first_slot + 1, ... from their input embeddings
+        (`prefixes`, each [1, P, C]: conditioning latents, text, start token), in one pass;
+        returns (latents [n, C], logits [n, V]) of each one's last position.
+
+        Shorter prefixes are padded on the right: under causal attention no real position sees a
+        padding one, and a slot's length ends at its own prefix, so its next step overwrites what
+        the padding wrote."""
+        lengths = [prefix.shape[1] for prefix in prefixes]
+        if max(lengths) > self.max_len:
+            raise ValueError(f"prefix of {max(lengths)} positions; the cache holds {self.max_len}")
+        longest = max(lengths)
+        padded = torch.cat(
+            [F.pad(prefix.to(self.dtype), (0, 0, 0, longest - prefix.shape[1])) for prefix in prefixes]
+        )
+        count = len(prefixes)
+        start = torch.zeros(count, dtype=torch.long, device=self.device)
+        hidden = self._blocks(padded, slice(first_slot, first_slot + count), start, None, longest)
+        last = torch.tensor([length - 1 for length in lengths], device=self.device)
+        for row, length in enumerate(lengths):
+            self.host_lengths[first_slot + row] = length
+        self.lengths[first_slot : first_slot + count] = torch.tensor(lengths, device=self.device)
+        return self._heads(hidden[torch.arange(count, device=self.device), last])
 
     def step_body(
         self, count: int, inputs: torch.Tensor, advance: torch.Tensor, length: int
