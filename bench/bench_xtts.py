@@ -281,21 +281,30 @@ async def _http_level(
 
 
 def http_rows(args: argparse.Namespace, checkpoint: Path, device: str) -> dict[str, Any]:
-    from tests.support.server import isolated_settings, running_server
+    """The same through the service, served as in production: `python -m sentiric_tts serve` in
+    a process of its own (a server in this process would share its interpreter lock with the
+    load client)."""
+    from tests.support.server import serve_in_subprocess
 
     with tempfile.TemporaryDirectory() as data:
-        settings = isolated_settings(
+        process, url = serve_in_subprocess(
             Path(data),
-            engine="xtts",
-            xtts_model_dir=checkpoint,
-            xtts_device=device,
-            xtts_min_new_tokens=args.tokens,
-            xtts_max_new_tokens=args.tokens,
-            xtts_max_batch=max(args.concurrency),
-            log_level="WARNING",
-            gradio_enabled=False,
+            startup_timeout_s=1800,
+            TTS_ENGINE="xtts",
+            TTS_XTTS_MODEL_DIR=str(checkpoint),
+            TTS_XTTS_DEVICE=device,
+            TTS_XTTS_MIN_NEW_TOKENS=str(args.tokens),
+            TTS_XTTS_MAX_NEW_TOKENS=str(args.tokens),
+            TTS_XTTS_MAX_BATCH=str(max(args.concurrency)),
+            TTS_LOG_LEVEL="WARNING",
+            TTS_GRADIO_ENABLED="false",
+            TTS_GRPC_ENABLED="false",
         )
-        with running_server(settings, startup_timeout_s=1800) as url:
+        try:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the service did not start:\n{process.stdout.read() if process.stdout else ''}"
+                )
             levels = []
             sentence_s = 0.0
             for callers in sorted({1, *args.concurrency}):
@@ -310,6 +319,9 @@ def http_rows(args: argparse.Namespace, checkpoint: Path, device: str) -> dict[s
                     f"{level['audio_s_per_wall_s']:.3f} audio s per wall s",
                     flush=True,
                 )
+        finally:
+            process.terminate()
+            process.wait(60)
     by = {level["concurrency"]: level for level in levels}
     result: dict[str, Any] = {"levels": levels}
     if 1 in by and 4 in by:
@@ -352,6 +364,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="sentences per caller per level")
     parser.add_argument("--stream-vs-whole", type=int, default=240, help="tokens of that sentence (0: skip)")
     parser.add_argument("--http", action="store_true", help="also measure through the HTTP service")
+    parser.add_argument("--http-only", action="store_true", help="measure through the HTTP service only")
     parser.add_argument(
         "--start",
         default="staggered",
@@ -369,6 +382,8 @@ def engine_speed(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from tests.support.random_xtts import build_random_xtts
 
+    from sentiric_tts.engines import torch_threads
+
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtypes = args.dtypes.split(",") if isinstance(args.dtypes, str) else args.dtypes
     graphs = args.graphs.split(",") if isinstance(args.graphs, str) else args.graphs
@@ -380,9 +395,15 @@ def engine_speed(args: argparse.Namespace) -> dict[str, Any]:
     args.tokens = args.tokens or round(5 * TOKENS_PER_SECOND)
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none (CPU)"
     print(f"device {device}, GPU {gpu}, torch {torch.__version__}", flush=True)
+    if device == "cpu":
+        # As in the service: the batch loop's thread is the one that runs torch with every core,
+        # so building the checkpoint leaves no OpenMP team behind on this thread.
+        torch_threads.one_thread_elsewhere()
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        checkpoint = args.checkpoint or build_random_xtts(Path(scratch), preset=args.preset)
+        checkpoint = args.checkpoint or torch_threads.on_own_thread(
+            lambda: build_random_xtts(Path(scratch), preset=args.preset), "build-checkpoint"
+        )
         print(f"checkpoint ready in {time.perf_counter() - started:.0f} s", flush=True)
         result: dict[str, Any] = {
             "device": device,
@@ -391,9 +412,9 @@ def engine_speed(args: argparse.Namespace) -> dict[str, Any]:
             "preset": args.preset,
             "tokens": args.tokens,
             "start": args.start,
-            "engine": engine_rows(args, checkpoint, device),
+            "engine": [] if args.http_only else engine_rows(args, checkpoint, device),
         }
-        if args.http:
+        if args.http or args.http_only:
             result["http"] = http_rows(args, checkpoint, device)
     return result
 

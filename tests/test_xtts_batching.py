@@ -19,6 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("TTS.tts.models.xtts", reason="coqui-tts is not installed")
 
+from sentiric_tts.engines import torch_threads  # noqa: E402
 from sentiric_tts.engines.base import EngineError, GenerationParams, Voice  # noqa: E402
 from sentiric_tts.engines.xtts import XttsConditioning, XttsEngine  # noqa: E402
 from sentiric_tts.engines.xtts_gpt import GraphedSteps  # noqa: E402
@@ -146,20 +147,20 @@ def engine_request(engine: XttsEngine, text: str, voice: Voice, tokens: int):  #
 @pytest.mark.parametrize(
     "policy",
     [
-        pytest.param((True, 1), id="cpu-policy"),  # newcomers step alone, one vocoder window a turn
-        pytest.param((False, None), id="gpu-policy"),  # every row every step, windows batched
+        pytest.param(1, id="cpu-policy"),  # one vocoder window a turn
+        pytest.param(None, id="gpu-policy"),  # every window due, batched
     ],
 )
 def test_a_sequence_is_the_same_alone_and_in_a_batch_that_others_join_and_leave(
-    engine: XttsEngine, policy: tuple[bool, int | None]
+    engine: XttsEngine, policy: int | None
 ) -> None:
     loop = engine._batch_loop()
-    saved = loop.newcomers_alone, loop.vocoder_batch
-    loop.newcomers_alone, loop.vocoder_batch = policy
+    saved = loop.vocoder_batch
+    loop.vocoder_batch = policy
     try:
         _same_alone_and_in_a_batch(engine, loop)
     finally:
-        loop.newcomers_alone, loop.vocoder_batch = saved
+        loop.vocoder_batch = saved
 
 
 def _same_alone_and_in_a_batch(engine: XttsEngine, loop) -> None:  # type: ignore[no-untyped-def]
@@ -263,8 +264,9 @@ def test_a_slow_reader_pauses_its_sequence_without_stalling_the_others(engine: X
     fast = loop.open(engine_request(engine, "A reader that reads everything.", voices[1], 50))
     fast_audio = [chunk for chunk in fast]
     assert sum(chunk.size for chunk in fast_audio) > 0
-    # Paused after `max_ahead` unread chunks: first chunk 4 tokens, then 6 per chunk.
-    assert len(slow.tokens) <= 4 + 6 * (loop.max_ahead + 1)
+    # Paused after `max_ahead` unread chunks: first chunk 4 tokens, then 6 per chunk; plus the 4
+    # steps of the newcomer's first chunk, while later chunks wait (their latents pending).
+    assert len(slow.tokens) <= 4 + 6 * (loop.max_ahead + 1) + 4
     assert slow.tokens != solo.tokens  # not finished: it waited for its reader
     rest = list(slow)
     assert slow.tokens == solo.tokens
@@ -340,3 +342,25 @@ def test_the_graph_step_computes_what_the_eager_step_computes(engine: XttsEngine
     for (tokens, audio), (static_tokens, static_audio) in zip(eager, replayed, strict=True):
         assert static_tokens == tokens
         assert snr_db(static_audio, audio) >= 40.0
+
+
+def torch_threads_of_a_new_thread() -> int:
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def test_on_the_cpu_the_batch_loop_alone_runs_torch_with_every_core(engine: XttsEngine) -> None:
+    list(engine.synthesize("Every core for the loop.", "en", Voice("Ana Florence"), greedy(4)))
+    assert engine._batch_loop().torch_threads == torch_threads.CORES
+    assert torch_threads_of_a_new_thread() == 1
+
+
+def test_work_on_its_own_thread_gets_every_core_and_hands_back_its_result_or_error() -> None:
+    torch_threads.one_thread_elsewhere()  # what loading XTTS on the CPU does
+    assert torch_threads.on_own_thread(torch.get_num_threads, "probe") == torch_threads.CORES
+    with pytest.raises(ZeroDivisionError):
+        torch_threads.on_own_thread(lambda: 1 / 0, "probe")
+    assert torch_threads_of_a_new_thread() == 1

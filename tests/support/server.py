@@ -67,9 +67,12 @@ def running_server(settings: Settings, startup_timeout_s: float = 300.0) -> Iter
         thread.join(30)
 
 
-def serve_in_subprocess(data_dir: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
-    """`python -m sentiric_tts serve` in its own process (for signal tests), with `TTS_*`
-    variables from `env`; returns it and its base URL once /health/ready answers 200."""
+def serve_in_subprocess(
+    data_dir: Path, startup_timeout_s: float = 30.0, **env: str
+) -> tuple[subprocess.Popen[str], str]:
+    """`python -m sentiric_tts serve` in its own process (for signal tests and benchmarks), with
+    `TTS_*` variables from `env`; returns it and its base URL once /health/ready answers 200, or
+    once it exited or `startup_timeout_s` passed."""
     port = int(env.pop("TTS_PORT", "0")) or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sentiric_tts", "serve", "--host", "127.0.0.1"],
@@ -86,12 +89,14 @@ def serve_in_subprocess(data_dir: Path, **env: str) -> tuple[subprocess.Popen[st
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # bounded wait for start-up
+    deadline = time.monotonic() + startup_timeout_s
+    while time.monotonic() < deadline:  # bounded wait for start-up
         if process.poll() is not None:
             break
         try:
             if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
                 break
         except httpx.TransportError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     return process, base

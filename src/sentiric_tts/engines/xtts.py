@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from sentiric_tts.engines import torch_threads
 from sentiric_tts.engines.base import EngineError, GenerationParams, Voice, VoiceInfo
 from sentiric_tts.engines.xtts_batch import BatchLoop, SequenceFailed, SequenceRequest
 from sentiric_tts.engines.xtts_download import XTTS_FILES, missing_files
@@ -232,15 +233,19 @@ class XttsEngine:
                 f"XTTS weights folder {model_dir.resolve()} is missing: {', '.join(missing)} "
                 f"(expected {', '.join(REQUIRED_FILES)})"
             )
+        resolved_device = _resolve_device(device)
+        torch_dtype = _resolve_dtype(dtype, resolved_device)
+        on_cpu = resolved_device == "cpu"
+        if on_cpu:
+            # The batch loop's thread alone runs torch with every core (see torch_threads).
+            torch_threads.one_thread_elsewhere()
         from TTS.tts.configs.xtts_config import XttsConfig
         from TTS.tts.models.xtts import Xtts
 
-        resolved_device = _resolve_device(device)
-        torch_dtype = _resolve_dtype(dtype, resolved_device)
-
         config = XttsConfig()
         config.load_json(str(model_dir / "config.json"))
-        try:
+
+        def build() -> Any:
             # Xtts(config) is what the deprecated Xtts.init_from_config(config) does in 0.28.
             model = Xtts(config)
             model.load_checkpoint(
@@ -250,6 +255,10 @@ class XttsEngine:
                 speaker_file_path=str(model_dir / "speakers_xtts.pth"),
                 eval=True,
             )
+            return model
+
+        try:
+            model = torch_threads.on_own_thread(build, "xtts-load") if on_cpu else build()
         except Exception as exc:
             raise EngineError(f"could not load XTTS weights from {model_dir.resolve()}: {exc}") from exc
         # load_checkpoint(eval=True) already put the GPT and decoder in eval mode.
@@ -443,10 +452,10 @@ class XttsEngine:
                 max_ahead=self.max_ahead,
                 dtype=self.model.gpt.text_embedding.weight.dtype,
                 device=self.device,
-                # On the CPU every row of a step and every vocoder window costs its own time:
-                # a newcomer steps alone and no turn vocodes more than one window (see BatchLoop).
-                newcomers_alone=on_cpu,
+                # On the CPU every vocoder window costs its own time (a decode step of a few rows
+                # costs what one row does): no turn vocodes more than one (see BatchLoop).
                 vocoder_batch=1 if on_cpu else None,
+                all_cores=on_cpu,
             )
         return self._loop
 
@@ -481,10 +490,16 @@ class XttsEngine:
         encoder), the GPT latents come from the clips joined, first `gpt_cond_len` seconds, in
         `gpt_cond_chunk_len` s chunks.
         """
-        import torchaudio
-
         if not clips:
             raise ValueError("at least one reference clip is needed")
+        if self.device == "cpu":
+            # every core, on a thread whose OpenMP team ends with it (see torch_threads)
+            return torch_threads.on_own_thread(lambda: self._clone(clips, sample_rate), "xtts-clone")
+        return self._clone(clips, sample_rate)
+
+    def _clone(self, clips: Sequence[np.ndarray], sample_rate: int) -> XttsConditioning:
+        import torchaudio
+
         load_sr = 22050
         cfg = self.config
         embeddings: list[torch.Tensor] = []

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sentiric_tts.engines import torch_threads
 from sentiric_tts.engines.xtts_gpt import BatchedGpt, GraphedSteps
 from sentiric_tts.engines.xtts_sampling import BatchSampler, Sampling
 from sentiric_tts.engines.xtts_vocoder import StreamingVocoder
@@ -141,15 +142,17 @@ class BatchLoop:
         max_ahead: int,
         dtype: torch.dtype,
         device: str,
-        newcomers_alone: bool = False,
         vocoder_batch: int | None = None,
+        all_cores: bool = False,
     ) -> None:
-        """`newcomers_alone`: while a sentence waits for its first audio, it takes its steps
-        without the others (worth it where a step's cost grows with its rows: the CPU; on a
-        GPU a step of many rows costs what one of a few does). `vocoder_batch`: windows vocoded
+        """`vocoder_batch`: windows vocoded
         per turn, in one generator call (None: every window due; on the CPU, where a batch of
-        windows costs what they cost one by one, 1 keeps a newcomer from waiting behind them)."""
-        self.newcomers_alone = newcomers_alone
+        windows costs what they cost one by one, 1 keeps a newcomer from waiting behind them).
+        `all_cores`: the loop's thread runs torch's CPU kernels on every core, the one thread
+        that does (see torch_threads)."""
+        self.all_cores = all_cores
+        self.torch_threads: int | None = None
+        """Threads torch's CPU kernels use on the loop's thread, once it runs."""
         self.vocoder_batch = vocoder_batch
         gpt = model.gpt
         self._model = model
@@ -178,9 +181,9 @@ class BatchLoop:
         self.steps = 0
         """Decode steps run (one per loop turn with sequences in the batch)."""
         self.stepped_rows = 0
+        """Rows computed over all steps (paused ones riding along included)."""
         self.prefill_passes = 0
         """Batched prefill passes run (several newcomers of one turn share one)."""
-        """Rows computed over all steps (paused ones riding along included)."""
 
     def capture_graphs(self) -> bool:
         """Capture the decode step's CUDA graphs (at warm-up, before sentences arrive)."""
@@ -235,6 +238,9 @@ class BatchLoop:
     # --- the loop ---
 
     def _run(self) -> None:
+        if self.all_cores:
+            torch_threads.take_all_cores()
+        self.torch_threads = torch.get_num_threads()
         while True:
             with self._cond:
                 while not self._closing and not self._has_work():
@@ -374,25 +380,15 @@ class BatchLoop:
         index = torch.tensor([len(s.tokens) for s in rows], device=device)
         gpt = self._gpt
         inputs = gpt.mel_embedding(last) + gpt.mel_pos_embedding.emb(index)
-        newcomers = [row for row, s in enumerate(rows) if advance_list[row] and s.waiting_first_audio]
         try:
-            if self.newcomers_alone and newcomers and len(newcomers) < sum(advance_list):
-                advance_list = [row in newcomers for row in range(count)]
-                some_latents, some_logits = self.batch.step_some(newcomers, inputs[newcomers])
-                latents = torch.zeros(count, some_latents.shape[-1], device=device, dtype=some_latents.dtype)
-                logits = torch.zeros(count, some_logits.shape[-1], device=device, dtype=some_logits.dtype)
-                latents[newcomers], logits[newcomers] = some_latents, some_logits
-                computed = len(newcomers)
-            else:
-                latents, logits = self.batch.step(count, inputs, advance_list, self.graphs)
-                computed = count
+            latents, logits = self.batch.step(count, inputs, advance_list, self.graphs)
         except Exception as exc:
             log.exception("XTTS decode step failed")
             for sequence in rows:
                 self._fail(sequence, exc)
             return
         self.steps += 1
-        self.stepped_rows += computed
+        self.stepped_rows += count
         # A row whose logits are not finite fails alone; its row is neutralised for the draw.
         finite = torch.isfinite(logits).all(dim=-1)
         logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))

@@ -55,25 +55,25 @@ def gpt_shape(gpt: Any) -> GptShape:
 Linear = Callable[[torch.Tensor], torch.Tensor]
 
 
-def onednn_linear(module: Any) -> Linear:
-    """`module` (transformers' Conv1D, weight [in, out], or an nn.Linear) with its products of
-    several rows through oneDNN, of one row through the module itself (MKL).
+def onednn_linear(module: Any, rows: int) -> Linear:
+    """`module` (transformers' Conv1D, weight [in, out], or an nn.Linear) as oneDNN's inner
+    product over weights laid out once for products of about `rows` rows: the kernel PyTorch's
+    own compiler emits for a frozen CPU linear (`mkldnn._linear_pointwise`).
 
-    On the CPU, MKL's sgemm handles the few rows of a decode step badly: measured on a 2-core
-    EPYC, on the thread that runs the batch loop, 4 rows x 1024 -> 4096 take 3.9 ms, 5 x a single
-    row's 0.78 ms, while oneDNN's inner product takes 1.4 ms (its single row, 0.87 ms, loses to
-    MKL's): batching pays only with it. oneDNN keeps its own copy of the weights, taken once."""
+    On the CPU, MKL's sgemm handles the few rows of a decode step badly. Measured on a 2-core
+    EPYC, on the batch loop's thread (the process's one OpenMP team, see torch_threads), with
+    weights streamed from memory as in a step, 1024 -> 4096 took 0.77 ms for one row and 2.18 ms
+    for four through MKL, 0.69 and 0.92 ms through oneDNN on plain weights, 0.57 and 0.56 ms on
+    weights laid out for it. oneDNN keeps its own copy of the weights, taken once."""
     weight = module.weight.detach()
     if _is_conv1d(module):
         weight = weight.t()  # oneDNN takes [out, in]
-    packed = weight.contiguous().to_mkldnn()
-    bias = None if module.bias is None else module.bias.detach().contiguous().to_mkldnn()
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), rows)
+    bias = None if module.bias is None else module.bias.detach().contiguous()
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1])
-        if rows.shape[0] == 1:
-            return module(x)
-        out = torch._C._nn.mkldnn_linear(rows.contiguous().to_mkldnn(), packed, bias).to_dense()
+        rows = x.reshape(-1, x.shape[-1]).contiguous()
+        out = torch.ops.mkldnn._linear_pointwise(rows, packed, bias, "none", [], "")
         return out.view(*x.shape[:-1], out.shape[-1])
 
     return run
@@ -91,8 +91,10 @@ class _BlockLinears:
     fc_out: Linear
 
 
-def _block_linears(block: Any, fast: bool) -> _BlockLinears:
-    wrap = onednn_linear if fast else (lambda module: module)
+def _block_linears(block: Any, fast_rows: int | None) -> _BlockLinears:
+    def wrap(module: Any) -> Linear:
+        return module if fast_rows is None else onednn_linear(module, fast_rows)
+
     return _BlockLinears(
         qkv=wrap(block.attn.c_attn),
         attn_out=wrap(block.attn.c_proj),
@@ -126,8 +128,9 @@ class BatchedGpt:
         # The blocks' matrix products: the modules themselves, or on a float32 CPU their oneDNN
         # equivalents (see onednn_linear).
         fast = self.device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available()
-        self._linears = [_block_linears(block, fast) for block in gpt.gpt.h]
-        self._mel_head: Linear = onednn_linear(gpt.mel_head) if fast else gpt.mel_head
+        fast_rows = slots if fast else None
+        self._linears = [_block_linears(block, fast_rows) for block in gpt.gpt.h]
+        self._mel_head: Linear = onednn_linear(gpt.mel_head, slots) if fast else gpt.mel_head
 
     @property
     def cache_bytes(self) -> int:
@@ -239,25 +242,6 @@ class BatchedGpt:
         for row, moved in enumerate(advance):
             self.host_lengths[row] += int(moved)
         return result
-
-    @torch.inference_mode()
-    def step_some(self, slots: list[int], inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run only the sequences in `slots` one position on (`inputs`: [len(slots), C]); the
-        others are neither computed nor changed. Their caches are gathered, which costs a copy:
-        worth it where a step's cost grows with its rows (the CPU), to step a few alone."""
-        longest = max(self.host_lengths[slot] for slot in slots)
-        if longest >= self.max_len:
-            raise ValueError("a sequence reached the end of its cache")
-        index = torch.tensor(slots, device=self.device)
-        lengths = self.lengths[index]
-        visible = torch.arange(longest + 1, device=self.device)[None, :] <= lengths[:, None]
-        hidden = self._blocks(
-            inputs[:, None].to(self.dtype), index, lengths, visible[:, None, None, :], longest + 1
-        )
-        self.lengths[index] += 1
-        for slot in slots:
-            self.host_lengths[slot] += 1
-        return self._heads(hidden[:, 0])
 
     def move(self, source: int, target: int) -> None:
         """Move the sequence in slot `source` to slot `target` (keeping slots contiguous)."""
