@@ -34,9 +34,9 @@ def _peak_mib() -> float:
 
 
 def _one(name: str) -> None:
+    from sentiric_tts.failures import RequestError
     from sentiric_tts.runtime import Runtime
     from sentiric_tts.settings import Settings
-    from sentiric_tts.synthesis.errors import RequestError
     from sentiric_tts.synthesis.request import SynthesisRequest
 
     text, rate = CASES[name]

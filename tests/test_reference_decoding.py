@@ -29,8 +29,8 @@ import pytest
 from sentiric_tts.api.voices import _clip_as_wav
 from sentiric_tts.audio import safe_decode
 from sentiric_tts.audio.reference import ReferenceLimits, load_references
+from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.settings import LONGEST_REFERENCE_SECONDS
-from sentiric_tts.synthesis.errors import RequestError
 from tests.support.audio import encode_with_av, parse_wav
 from tests.support.grpc_client import refusal, unary
 from tests.support.server import free_port, serve_in_subprocess
@@ -133,7 +133,7 @@ def decode(data: bytes, limits: ReferenceLimits = LIMITS) -> float:
 def refused(data: bytes, limits: ReferenceLimits = LIMITS) -> RequestError:
     with pytest.raises(RequestError) as caught:
         decode(data, limits)
-    assert caught.value.status == 422, caught.value.message
+    assert caught.value.kind == Failure.INVALID, caught.value.message
     return caught.value
 
 
@@ -344,7 +344,7 @@ def test_damaged_clips_of_every_format_end_in_a_clear_refusal(caplog: pytest.Log
                 decode(bytes(damaged), ReferenceLimits(5, 10 * 1024 * 1024, 30.0, 0.0))
                 outcomes.add("decoded")
             except RequestError as error:
-                assert error.status == 422
+                assert error.kind == Failure.INVALID
                 assert error.code in {"invalid_audio", "reference_too_long", "reference_too_short"}
                 outcomes.add(error.code)
     assert {"decoded", "invalid_audio"} <= outcomes

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sentiric_tts.engines.thread_priority import current_thread_in_idle_class, current_thread_nice
-from sentiric_tts.synthesis.errors import ServiceBusy, SynthesisFailed
+from sentiric_tts.failures import ServiceBusy, SynthesisFailed
 from sentiric_tts.synthesis.scheduler import EngineScheduler, WorkerLayout
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.voices.library import VoiceLibrary
 from sentiric_tts.voices.library_records import Latents, NewSample
 
@@ -59,7 +59,7 @@ def test_create_read_update_delete_and_reopen(tmp_path: Path) -> None:
     reopened.delete(voice.id)
     assert reopened.list() == ()
     assert voice_folders(tmp_path) == []
-    assert error_of(lambda: reopened.get(voice.id)).status == 404
+    assert error_of(lambda: reopened.get(voice.id)).kind == Failure.NOT_FOUND
 
 
 def test_names_are_unique_without_regard_to_case_and_checked(tmp_path: Path) -> None:
@@ -74,10 +74,10 @@ def test_names_are_unique_without_regard_to_case_and_checked(tmp_path: Path) -> 
         ),
     ):
         error = error_of(call)
-        assert (error.status, error.code) == (409, "voice_name_taken")
+        assert (error.kind, error.code) == (Failure.CONFLICT, "voice_name_taken")
     for bad in ("", "   ", "x" * 65, "tab\there\x00", "v_0123456789ab"):
         error = error_of(lambda bad=bad: store.create(bad, None, "", [sample()], latents()))
-        assert (error.status, error.param) == (422, "name"), bad
+        assert (error.kind, error.param) == (Failure.INVALID, "name"), bad
     assert [v.id for v in store.list()] == [first.id, other.id]
     assert voice_folders(tmp_path) == sorted([first.id, other.id]), "refused creates leave nothing behind"
 
@@ -87,11 +87,11 @@ def test_ids_from_outside_never_reach_the_file_system(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("keep me")
     voice = store.create("Ada", None, "", [sample()], latents())
     for bad_id in ("../secret", "..", "v_../../x", "V_0123456789AB", "v_0123456789abc", "/etc/passwd"):
-        assert error_of(lambda bad_id=bad_id: store.get(bad_id)).status == 404
-        assert error_of(lambda bad_id=bad_id: store.delete(bad_id)).status == 404
+        assert error_of(lambda bad_id=bad_id: store.get(bad_id)).kind == Failure.NOT_FOUND
+        assert error_of(lambda bad_id=bad_id: store.delete(bad_id)).kind == Failure.NOT_FOUND
     for bad_sample in ("../../secret", "../library.db", "s_zz"):
         error = error_of(lambda bad_sample=bad_sample: store.sample_file(voice.id, bad_sample))
-        assert (error.status, error.code) == (404, "sample_not_found")
+        assert (error.kind, error.code) == (Failure.NOT_FOUND, "sample_not_found")
     assert (tmp_path / "secret").read_text() == "keep me"
 
 
@@ -123,7 +123,7 @@ def test_samples_are_added_and_removed_but_never_the_last(tmp_path: Path) -> Non
     store.remove_sample(voice.id, shrunk.samples[0].id, latents("d-c"))
     last = store.get(voice.id).samples[0]
     error = error_of(lambda: store.remove_sample(voice.id, last.id, latents("d-none")))
-    assert (error.status, error.code) == (409, "last_sample")
+    assert (error.kind, error.code) == (Failure.CONFLICT, "last_sample")
     assert store.sample_files(voice.id) == [("c.wav", b"C")], "a refused removal keeps the clip"
     assert store.get(voice.id).reference_digest == "d-c"
 
@@ -133,7 +133,7 @@ def test_the_library_has_a_size_limit(tmp_path: Path) -> None:
     store.create("One", None, "", [sample()], latents())
     store.create("Two", None, "", [sample()], latents())
     error = error_of(lambda: store.create("Three", None, "", [sample()], latents()))
-    assert (error.status, error.code) == (409, "voice_library_full")
+    assert (error.kind, error.code) == (Failure.CONFLICT, "voice_library_full")
     assert len(voice_folders(tmp_path)) == 2
 
 
@@ -181,7 +181,7 @@ def test_rows_and_files_agree_after_a_failed_add(tmp_path: Path) -> None:
     voice = store.create("Ada", None, "", [sample()], latents())
     store.delete(voice.id)
     error = error_of(lambda: store.add_samples(voice.id, [sample()], latents("d-2")))
-    assert error.status == 404
+    assert error.kind == Failure.NOT_FOUND
     assert voice_folders(tmp_path) == []
     with sqlite3.connect(tmp_path / "library.db") as db:
         assert db.execute("SELECT COUNT(*) FROM samples").fetchone() == (0,)

@@ -10,9 +10,9 @@ from pathlib import Path
 from types import FrameType
 
 from sentiric_tts.engines.base import GenerationParams
+from sentiric_tts.failures import RequestError
 from sentiric_tts.logging_setup import configure_logging
 from sentiric_tts.settings import Settings, get_settings
-from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.synthesis.request import SynthesisRequest
 
 

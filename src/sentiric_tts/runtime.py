@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sentiric_tts.api.security import ApiKeys, ClientLimits
 from sentiric_tts.audio.reference import ReferenceLimits
+from sentiric_tts.callers import ApiKeys, ClientLimits
 from sentiric_tts.engines.base import BatchedEngine, Engine
 from sentiric_tts.engines.selection import load_engine
+from sentiric_tts.failures import RateLimited
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.settings import Settings
-from sentiric_tts.synthesis.errors import RateLimited
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
 from sentiric_tts.synthesis.render import RunawayGuard
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
@@ -53,12 +53,13 @@ class Runtime:
     """Shutdown has begun: readiness says so while in-flight work finishes."""
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, load: Callable[[Settings], Engine] = load_engine) -> Runtime:
+        """`load` makes each engine instance (tests pass one that returns a fake engine)."""
         started = time.perf_counter()
-        engine = load_engine(settings)
+        engine = load(settings)
         # Further instances of the same engine: the first one decided which engine that is.
         instance_settings = settings.model_copy(update={"engine": engine.name})
-        engines = [engine] + [load_engine(instance_settings) for _ in range(settings.engine_instances - 1)]
+        engines = [engine] + [load(instance_settings) for _ in range(settings.engine_instances - 1)]
         scheduler = EngineScheduler(
             engines,
             max_jobs=settings.max_queued_requests,

@@ -1,4 +1,5 @@
-"""One error shape for every HTTP failure: {"error": {"code", "message", "param", "allowed"}}."""
+"""Failures on HTTP: one status per kind of failure (`HTTP_STATUS`), and one body shape,
+{"error": {"code", "message", "param", "allowed"}} (OpenAI's error object on its routes)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sentiric_tts.synthesis.errors import (
-    DeadlineExceeded,
-    RateLimited,
-    RequestError,
-    ServiceBusy,
-    ShuttingDown,
-    SynthesisFailed,
-)
+from sentiric_tts.failures import Failure, Problem, ServiceFailure, problem
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +58,11 @@ OPENAI_PREFIX = "/v1/"
 _OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
 
 
+def openai_status(status: int) -> int:
+    """OpenAI's status for ours: it answers every bad field with a 400."""
+    return 400 if status == 422 else status
+
+
 def openai_error_body(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
     """OpenAI's error object, so its SDKs raise their own typed errors with our message."""
     kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
@@ -95,37 +94,43 @@ def error_payload(
     """The status and body of an error on `path`; also written by layers below the app (the
     HTTP protocol's 431 and 408, the body limit's 413)."""
     if path.startswith(OPENAI_PREFIX):
-        status = 400 if status == 422 else status
+        status = openai_status(status)
         return status, openai_error_body(status, code, message, param)
     return status, error_body(code, message, param, allowed)
 
 
+HTTP_STATUS: dict[Failure, int] = {
+    Failure.INVALID: 422,
+    Failure.NOT_FOUND: 404,
+    Failure.CONFLICT: 409,
+    Failure.UNSUPPORTED: 422,
+    Failure.TOO_LARGE: 413,
+    Failure.STORAGE_FULL: 507,
+    Failure.BUSY: 503,
+    Failure.RATE_LIMITED: 429,
+    Failure.UNAUTHENTICATED: 401,
+    Failure.DEADLINE: 504,
+    Failure.NOT_READY: 503,
+    Failure.SHUTTING_DOWN: 503,
+    Failure.ENGINE_FAILURE: 500,
+    Failure.INTERNAL: 500,
+}
+
+
+def problem_response(request: Request, told: Problem) -> JSONResponse:
+    """A failure as this door writes it: its status, body, and Retry-After when it has one."""
+    headers = None if told.retry_after_s is None else {"Retry-After": str(told.retry_after_s)}
+    if told.kind is Failure.UNAUTHENTICATED:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return error_response(
+        request, HTTP_STATUS[told.kind], told.code, told.message, told.param, told.allowed, headers
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestError)
-    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
-        return error_response(request, exc.status, exc.code, exc.message, exc.param, exc.allowed)
-
-    @app.exception_handler(ServiceBusy)
-    async def _busy(request: Request, exc: ServiceBusy) -> JSONResponse:
-        return error_response(
-            request, 503, "service_busy", exc.message, headers={"Retry-After": str(exc.retry_after_s)}
-        )
-
-    @app.exception_handler(ShuttingDown)
-    async def _shutting_down(request: Request, exc: ShuttingDown) -> JSONResponse:
-        return error_response(
-            request, 503, "shutting_down", exc.message, headers={"Retry-After": str(exc.retry_after_s)}
-        )
-
-    @app.exception_handler(RateLimited)
-    async def _limited(request: Request, exc: RateLimited) -> JSONResponse:
-        return error_response(
-            request, 429, exc.reason, exc.message, headers={"Retry-After": str(exc.retry_after_s)}
-        )
-
-    @app.exception_handler(DeadlineExceeded)
-    async def _deadline(request: Request, exc: DeadlineExceeded) -> JSONResponse:
-        return error_response(request, 504, "deadline_exceeded", str(exc))
+    @app.exception_handler(ServiceFailure)
+    async def _failure(request: Request, exc: ServiceFailure) -> JSONResponse:
+        return problem_response(request, problem(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -145,12 +150,6 @@ def install_error_handlers(app: FastAPI) -> None:
         code = "invalid_api_key" if exc.status_code == 401 else f"http_{exc.status_code}"
         return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(SynthesisFailed)
-    async def _failed(request: Request, exc: SynthesisFailed) -> JSONResponse:
-        log.error("synthesis failed: %s", exc)
-        return error_response(request, 500, "synthesis_failed", "The engine failed; the error is logged.")
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error_response(request, 500, "internal_error", "Internal error; it is logged.")
+        return problem_response(request, problem(exc))

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from sentiric_tts.api.deps import client_identity, get_runtime
-from sentiric_tts.api.errors import ERROR_RESPONSES, openai_error_body
+from sentiric_tts.api.errors import ERROR_RESPONSES, HTTP_STATUS, openai_error_body
 from sentiric_tts.api.openai_schemas import (
     OPENAI_PCM_RATE,
     SPEECH_MODELS,
@@ -28,8 +28,8 @@ from sentiric_tts.api.openai_schemas import (
     SpeechBody,
 )
 from sentiric_tts.api.tts import audio_headers
+from sentiric_tts.failures import DeadlineExceeded, Failure, RequestError, SynthesisFailed, problem
 from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.errors import DeadlineExceeded, RequestError, SynthesisFailed
 from sentiric_tts.synthesis.request import SynthesisRequest
 from sentiric_tts.synthesis.stream import AudioStream
 
@@ -49,7 +49,7 @@ def _check_model(model: str) -> None:
             "(each speaks with this service's engine).",
             param="model",
             code="model_not_found",
-            status=404,
+            kind=Failure.NOT_FOUND,
             allowed=SPEECH_MODELS,
         )
 
@@ -92,9 +92,8 @@ async def _speech_events(audio: AudioStream) -> AsyncIterator[bytes]:
         async for chunk in audio.chunks():
             yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode("ascii")})
     except (SynthesisFailed, DeadlineExceeded) as exc:
-        code = "deadline_exceeded" if isinstance(exc, DeadlineExceeded) else "synthesis_failed"
-        status = 504 if isinstance(exc, DeadlineExceeded) else 500
-        yield _sse({"type": "error", **openai_error_body(status, code, str(exc) or "The engine failed.")})
+        told = problem(exc)
+        yield _sse({"type": "error", **openai_error_body(HTTP_STATUS[told.kind], told.code, told.message)})
         return
     # Usage is counted in characters of input: the engines have no tokens to count.
     characters = audio.plan.characters

@@ -14,7 +14,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentiric_tts.synthesis.errors import ShuttingDown
+from sentiric_tts.failures import ShuttingDown
 
 log = logging.getLogger(__name__)
 

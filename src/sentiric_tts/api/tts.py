@@ -17,8 +17,8 @@ from fastapi.responses import Response, StreamingResponse
 from sentiric_tts.api.deps import client_identity, get_runtime
 from sentiric_tts.api.errors import ERROR_RESPONSES
 from sentiric_tts.api.schemas import CloneForm, PlanItemOut, PlanOut, TTSRequestBody
+from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.synthesis.request import Mark, Pause, PlanItem, SynthesisRequest
 from sentiric_tts.synthesis.stream import AudioStream
 
@@ -145,7 +145,7 @@ async def read_uploads(files: list[UploadFile], max_bytes: int) -> list[tuple[st
                 f"Reference '{name}' is over the limit of {max_bytes} bytes.",
                 param="files",
                 code="reference_too_large",
-                status=413,
+                kind=Failure.TOO_LARGE,
             )
         clips.append((name, data))
     return clips

@@ -23,9 +23,9 @@ from sentiric_tts.audio.encoders import wav_header
 from sentiric_tts.audio.pcm import float_to_int16
 from sentiric_tts.audio.reference import ReferenceLimits, load_references
 from sentiric_tts.engines.base import VoiceInfo
+from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import LONGEST_REFERENCE_SECONDS
-from sentiric_tts.synthesis.errors import RequestError
 from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.library import voice_not_found
 from sentiric_tts.voices.library_records import VOICE_ID, LibraryVoice
@@ -97,7 +97,7 @@ def _library_voice(runtime: Runtime, voice_id: str, action: str, access: Library
             f"{action}. Only library voices (kind library) can.",
             param="voice_id",
             code="builtin_voice",
-            status=409,
+            kind=Failure.CONFLICT,
         )
     raise voice_not_found(voice_id)
 

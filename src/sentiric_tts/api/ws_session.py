@@ -26,17 +26,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sentiric_tts.api.ws_messages import BadMessage, ControlMessage, StartMessage, TextMessage, parse_message
 from sentiric_tts.audio.encoders import make_encoder
-from sentiric_tts.observability.context import request_id_var
-from sentiric_tts.observability.record import write_access_line
-from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.errors import (
+from sentiric_tts.failures import (
     DeadlineExceeded,
+    Problem,
     RateLimited,
     RequestError,
     ServiceBusy,
     ShuttingDown,
     SynthesisFailed,
+    problem,
 )
+from sentiric_tts.observability.context import request_id_var
+from sentiric_tts.observability.record import write_access_line
+from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.incremental import SentenceBuffer, is_sentence_end
 from sentiric_tts.synthesis.request import SynthesisRequest
 from sentiric_tts.synthesis.text import clause_pause_s
@@ -139,6 +141,16 @@ class SpeechSession:
 
     async def send_error(self, code: str, message: str, **fields: Any) -> None:
         await self.send_event({"type": "error", "code": code, "message": message, **fields})
+
+    async def send_problem(self, told: Problem, **fields: Any) -> None:
+        """A failure as this door writes it: an error event with what every door says of it."""
+        if told.param is not None:
+            fields["param"] = told.param
+        if told.allowed is not None:
+            fields["allowed"] = told.allowed
+        if told.retry_after_s is not None:
+            fields["retry_after"] = told.retry_after_s
+        await self.send_error(told.code, told.message, **fields)
 
     async def _send_audio(self, pcm16: np.ndarray) -> None:
         data = self._encoder.encode(pcm16)
@@ -247,12 +259,12 @@ class SpeechSession:
             plan = self.runtime.plan(request, self.client)  # checks voice, language, format and rate now
             encoder = make_encoder(plan.output_format, plan.sample_rate)
         except RequestError as exc:
-            await self.send_error(exc.code, exc.message, param=exc.param, allowed=exc.allowed)
+            await self.send_problem(problem(exc))
             return
         try:
             self._release_slot = self.runtime.admit_client(self.client)
         except RateLimited as exc:
-            await self.send_error(exc.reason, exc.message, retry_after=exc.retry_after_s)
+            await self.send_problem(problem(exc))
             await self.socket.close(1013)
             return
         self._voice = _Voice(message, plan.sample_rate, plan.voice_id, plan.language)
@@ -391,11 +403,7 @@ class SpeechSession:
             self.shut_down()
             return
         except (RequestError, ServiceBusy) as exc:
-            fields: dict[str, Any] = {"sentence": sentence.index, "text": sentence.text}
-            if isinstance(exc, ServiceBusy):
-                await self.send_error("service_busy", exc.message, retry_after=exc.retry_after_s, **fields)
-            else:
-                await self.send_error(exc.code, exc.message, param=exc.param, **fields)
+            await self.send_problem(problem(exc), sentence=sentence.index, text=sentence.text)
             return
         self.characters += audio.plan.characters
         if self._samples and voice.sample_rate:
@@ -424,10 +432,8 @@ class SpeechSession:
             self.shut_down()
             return
         except (SynthesisFailed, DeadlineExceeded) as exc:
-            code = "deadline_exceeded" if isinstance(exc, DeadlineExceeded) else "synthesis_failed"
-            await self.send_error(
-                code, str(exc) or "The engine failed.", sentence=sentence.index, text=sentence.text
-            )
+            told = problem(exc)
+            await self.send_error(told.code, told.message, sentence=sentence.index, text=sentence.text)
             return
         for name, offset in audio.marks:
             await self.send_event({"type": "mark", "name": name, "audio_offset": round(began + offset, 4)})

@@ -6,11 +6,11 @@ import asyncio
 
 from fastapi import APIRouter, WebSocket
 
-from sentiric_tts.api.security import key_from_headers
 from sentiric_tts.api.ws_session import SHUTTING_DOWN_CLOSE, SHUTTING_DOWN_MESSAGE, SpeechSession
+from sentiric_tts.callers import key_from_headers
+from sentiric_tts.failures import NOT_READY_MESSAGE, Unauthorized
 from sentiric_tts.observability.context import choose_request_id, request_id_var
 from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.errors import Unauthorized
 
 router = APIRouter()
 
@@ -39,9 +39,7 @@ async def ws_tts(socket: WebSocket) -> None:
             await socket.close(SHUTTING_DOWN_CLOSE)
             return
         if not runtime.ready:
-            await socket.send_json(
-                {"type": "error", "code": "not_ready", "message": "The service is starting or stopping."}
-            )
+            await socket.send_json({"type": "error", "code": "not_ready", "message": NOT_READY_MESSAGE})
             await socket.close(1013)
             return
         session = SpeechSession(runtime, socket, client)

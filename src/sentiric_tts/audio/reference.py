@@ -15,7 +15,7 @@ import numpy as np
 
 from sentiric_tts.audio.resample import resample
 from sentiric_tts.audio.safe_decode import ACCEPTED_FORMATS, AudioTooLong, UndecodableAudio, decode_upload
-from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.failures import Failure, RequestError
 
 REFERENCE_RATE = 22050
 _FRAME_S = 0.02
@@ -123,7 +123,7 @@ def load_references(files: list[tuple[str, bytes]], limits: ReferenceLimits) -> 
                 f"Reference '{name}' is {len(data)} bytes; the limit is {limits.max_file_bytes}.",
                 param="files",
                 code="reference_too_large",
-                status=413,
+                kind=Failure.TOO_LARGE,
             )
         if not data:
             raise RequestError(f"Reference '{name}' is empty.", param="files", code="invalid_audio")

@@ -8,11 +8,11 @@ from typing import Any
 
 import grpc
 
-from sentiric_tts.api.security import key_from_headers
+from sentiric_tts.callers import key_from_headers
+from sentiric_tts.failures import NotReady
 from sentiric_tts.grpc_door.calls import CallRecord, metadata_of, peer_host, serving, write
 from sentiric_tts.grpc_door.contract import pb, pb_grpc
 from sentiric_tts.grpc_door.mapping import SynthesizeMessage, to_synthesis_request
-from sentiric_tts.grpc_door.status import NotServing
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.stream import AudioStream
 
@@ -31,7 +31,7 @@ class TtsCoquiServicer(pb_grpc.TtsCoquiServiceServicer):
             peer_host(context.peer()),
         )
         if not runtime.ready:
-            raise NotServing
+            raise NotReady
         request = to_synthesis_request(message)
         # A shutdown that closed admission meanwhile raises ShuttingDown: UNAVAILABLE too.
         call.audio = await runtime.open_speech(request, client, door="grpc")

@@ -1,25 +1,31 @@
-"""Which gRPC status, message and trailers a failure becomes: the HTTP error mapping's twin."""
+"""Failures on gRPC: one status code per kind of failure (`GRPC_STATUS`), with the message every
+door gives and a retry-after trailer where the failure has one."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import grpc
 
-from sentiric_tts.synthesis.errors import (
-    DeadlineExceeded,
-    RateLimited,
-    RequestError,
-    ServiceBusy,
-    ShuttingDown,
-    SynthesisFailed,
-    Unauthorized,
-)
+from sentiric_tts.failures import Failure, problem
 
-log = logging.getLogger(__name__)
-
-NOT_READY_MESSAGE = "The service is not ready (starting up or shutting down); retry shortly."
+GRPC_STATUS: dict[Failure, grpc.StatusCode] = {
+    Failure.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Failure.NOT_FOUND: grpc.StatusCode.INVALID_ARGUMENT,
+    # The request is fine; the service is not in the state it needs (cloning on Piper).
+    Failure.CONFLICT: grpc.StatusCode.FAILED_PRECONDITION,
+    Failure.UNSUPPORTED: grpc.StatusCode.UNIMPLEMENTED,
+    Failure.TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,
+    Failure.STORAGE_FULL: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Failure.BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Failure.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Failure.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Failure.DEADLINE: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Failure.NOT_READY: grpc.StatusCode.UNAVAILABLE,
+    Failure.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,  # refused, or cut at the end of the grace
+    Failure.ENGINE_FAILURE: grpc.StatusCode.INTERNAL,
+    Failure.INTERNAL: grpc.StatusCode.INTERNAL,
+}
 
 
 @dataclass(frozen=True)
@@ -29,35 +35,12 @@ class Refusal:
     trailers: tuple[tuple[str, str], ...] = ()
 
 
-def refusal_for(exc: Exception) -> Refusal:
-    """The status a failed call ends with; unexpected errors are logged and say only "internal"."""
-    if isinstance(exc, RequestError):
-        # 409 is the HTTP API's "cannot clone on this engine": the request is fine, the service
-        # is not in the state it needs.
-        code = grpc.StatusCode.FAILED_PRECONDITION if exc.status == 409 else grpc.StatusCode.INVALID_ARGUMENT
-        return Refusal(code, exc.message)
-    if isinstance(exc, NotServing):
-        return unavailable()
-    if isinstance(exc, ShuttingDown):  # refused, or cut at the end of the shutdown grace
-        return Refusal(grpc.StatusCode.UNAVAILABLE, exc.message)
-    if isinstance(exc, Unauthorized):
-        return Refusal(grpc.StatusCode.UNAUTHENTICATED, exc.message)
-    if isinstance(exc, RateLimited | ServiceBusy):
-        return Refusal(
-            grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message, (("retry-after", str(exc.retry_after_s)),)
-        )
-    if isinstance(exc, DeadlineExceeded):
-        return Refusal(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
-    if isinstance(exc, SynthesisFailed):
-        log.error("synthesis failed: %s", exc)
-        return Refusal(grpc.StatusCode.INTERNAL, "The engine failed; the error is logged.")
-    log.error("unhandled error in a gRPC call", exc_info=exc)
-    return Refusal(grpc.StatusCode.INTERNAL, "Internal error; it is logged.")
-
-
-class NotServing(Exception):
-    """The runtime is not ready: still starting, or shutting down."""
-
-
-def unavailable() -> Refusal:
-    return Refusal(grpc.StatusCode.UNAVAILABLE, NOT_READY_MESSAGE)
+def refusal_for(exc: BaseException) -> Refusal:
+    """The status a failed call ends with (engine and unexpected errors: logged, not told)."""
+    told = problem(exc)
+    retry = () if told.retry_after_s is None else (("retry-after", str(told.retry_after_s)),)
+    # Busy and rate-limited calls say when to retry; a shutdown's UNAVAILABLE tells clients to
+    # go elsewhere, as gRPC's retry policies read it.
+    if told.kind is Failure.SHUTTING_DOWN:
+        retry = ()
+    return Refusal(GRPC_STATUS[told.kind], told.message, retry)

@@ -20,9 +20,9 @@ from sentiric_tts.audio.loudness import integrated_loudness
 from sentiric_tts.audio.reference import ReferenceLimits, load_references
 from sentiric_tts.audio.voice_levels import VoiceLevels
 from sentiric_tts.engines.base import CloningEngine, Engine, Voice, VoiceInfo
+from sentiric_tts.failures import RequestError, ServiceBusy
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.observability.record import record_stream
-from sentiric_tts.synthesis.errors import RequestError, ServiceBusy
 from sentiric_tts.synthesis.language_id import LanguageDetector
 from sentiric_tts.synthesis.normalize import normalize_text
 from sentiric_tts.synthesis.render import RunawayGuard, expected_speech_seconds, render

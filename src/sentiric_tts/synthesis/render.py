@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sentiric_tts.engines.base import Engine
-from sentiric_tts.synthesis.errors import RequestError, SynthesisFailed
+from sentiric_tts.failures import RequestError, SynthesisFailed
 from sentiric_tts.synthesis.request import PlanItem, Segment
 from sentiric_tts.synthesis.text import spoken_length
 
@@ -76,8 +76,9 @@ BUDGET_SPENT = _BudgetSpent()
 class AudioLimitReached(RequestError, SynthesisFailed):
     """A request's audio ran past the limit while it was synthesized (its text takes far longer
     to say than its length suggests). A refusal of the request where no audio has gone out yet
-    (422 `audio_too_long`, gRPC INVALID_ARGUMENT); to a door already streaming, a synthesis that
-    could not finish (the door's own failure)."""
+    (422 `audio_too_long`, gRPC INVALID_ARGUMENT); to a door already streaming, the end of a
+    synthesis that could not finish (an incomplete body; on the WebSocket and OpenAI's SSE an
+    `audio_too_long` error event)."""
 
     def __init__(self, limit_s: float) -> None:
         super().__init__(

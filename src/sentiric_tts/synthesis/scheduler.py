@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sentiric_tts.engines.thread_priority import lower_current_thread_priority
-from sentiric_tts.synthesis.errors import ServiceBusy, ShuttingDown, SynthesisFailed
+from sentiric_tts.failures import ServiceBusy, ShuttingDown, SynthesisFailed
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from sentiric_tts.audio.pcm import float_to_int16
 from sentiric_tts.audio.pitch import PitchShifter
 from sentiric_tts.audio.resample import StreamResampler
 from sentiric_tts.audio.voice_levels import VoiceLevels
-from sentiric_tts.synthesis.errors import DeadlineExceeded, SynthesisFailed
+from sentiric_tts.failures import DeadlineExceeded, SynthesisFailed
 from sentiric_tts.synthesis.render import BUDGET_SPENT, SEGMENT_END, AudioLimitReached, SegmentStart
 from sentiric_tts.synthesis.request import Mark, Pause, Prosody, Segment, SynthesisPlan
 from sentiric_tts.synthesis.scheduler import JobHandle
@@ -172,7 +172,7 @@ class AudioStream:
             return await asyncio.wait_for(self._job.__anext__(), remaining)
         except TimeoutError:
             self._job.cancel()
-            raise DeadlineExceeded("The request ran past its deadline; its synthesis was stopped.") from None
+            raise DeadlineExceeded() from None
 
     # --- stage 1: segments joined into one signal at the engine rate ---
 

@@ -1,7 +1,7 @@
 """Which library voices a caller may see, use and change.
 
 With API keys set, a library voice belongs to the key that created it, stored as that key's
-owner hash (api/security.py), never the key. A caller sees its own voices; an admin key sees every
+owner hash (callers.py), never the key. A caller sees its own voices; an admin key sees every
 voice, including those made while the API was open (they have no owner) and those of a key that
 has since been removed. Without keys the service is open: every caller sees every voice and new
 voices have no owner.

@@ -6,7 +6,7 @@ import anyio
 
 from sentiric_tts.audio.reference import ReferenceAudio
 from sentiric_tts.engines.base import CloningEngine, Engine
-from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.voices.latent_cache import LatentCache
 
@@ -19,7 +19,7 @@ def require_cloning_engine(engine: Engine, param: str = "files") -> CloningEngin
             "Install XTTS v2 weights (see the README) to clone voices.",
             param=param,
             code="cloning_unavailable",
-            status=409,
+            kind=Failure.CONFLICT,
         )
     return engine
 

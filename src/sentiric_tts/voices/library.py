@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.voices.durable_files import is_disk_full, sync_directory, write_atomically, write_temporary
 from sentiric_tts.voices.library_index import LibraryIndex, Transaction
 from sentiric_tts.voices.library_records import (
@@ -60,7 +60,7 @@ def voice_not_found(voice_id: str) -> RequestError:
         "12 hex digits).",
         param="voice_id",
         code="voice_not_found",
-        status=404,
+        kind=Failure.NOT_FOUND,
     )
 
 
@@ -69,7 +69,7 @@ def sample_not_found(voice_id: str, sample_id: str) -> RequestError:
         f"Voice '{voice_id}' has no sample '{sample_id}'. GET /api/voices/{voice_id} lists its samples.",
         param="sample_id",
         code="sample_not_found",
-        status=404,
+        kind=Failure.NOT_FOUND,
     )
 
 
@@ -80,7 +80,7 @@ def sample_missing(voice_id: str, sample_id: str) -> RequestError:
         "operator to restore the file.",
         param="sample_id",
         code="sample_missing",
-        status=409,
+        kind=Failure.CONFLICT,
     )
 
 
@@ -90,7 +90,7 @@ def name_taken(name: str) -> RequestError:
         "without regard to case).",
         param="name",
         code="voice_name_taken",
-        status=409,
+        kind=Failure.CONFLICT,
     )
 
 
@@ -100,7 +100,7 @@ def last_sample(voice_id: str) -> RequestError:
         "sample first, or delete the voice.",
         param="sample_id",
         code="last_sample",
-        status=409,
+        kind=Failure.CONFLICT,
     )
 
 
@@ -109,7 +109,7 @@ def storage_full() -> RequestError:
         "The voice library's disk is full: nothing was changed. The operator needs to free space "
         "in the data folder (TTS_DATA_DIR / TTS_VOICE_LIBRARY_DIR); then try again.",
         code="insufficient_storage",
-        status=507,
+        kind=Failure.STORAGE_FULL,
     )
 
 
@@ -338,7 +338,7 @@ class VoiceLibrary:
                 raise RequestError(
                     f"The voice library is full ({self.max_voices} voices). Delete a voice first.",
                     code="voice_library_full",
-                    status=409,
+                    kind=Failure.CONFLICT,
                 )
             try:
                 self._index.put(change.db, voice)

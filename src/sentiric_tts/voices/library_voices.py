@@ -23,7 +23,7 @@ import anyio
 
 from sentiric_tts.audio.reference import ReferenceAudio, ReferenceLimits, load_references
 from sentiric_tts.engines.base import CloningEngine, Engine, VoiceInfo
-from sentiric_tts.synthesis.errors import RequestError
+from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.cloning import conditioning_from, model_tag, require_cloning_engine
@@ -255,7 +255,7 @@ class LibraryVoices:
                         f"{self.reference_limits.max_file_bytes}.",
                         param="files",
                         code="reference_too_large",
-                        status=413,
+                        kind=Failure.TOO_LARGE,
                     )
             references = await self._references([*stored, *files], stored=len(stored))
             conditioning, latents = await self._latents(engine, references)

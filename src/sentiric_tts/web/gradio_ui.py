@@ -26,16 +26,14 @@ import anyio
 from fastapi import FastAPI
 
 from sentiric_tts.engines.base import GenerationParams
+from sentiric_tts.failures import (
+    NOT_READY_MESSAGE,
+    ServiceFailure,
+    Unauthorized,
+    problem,
+)
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import Settings
-from sentiric_tts.synthesis.errors import (
-    DeadlineExceeded,
-    RateLimited,
-    RequestError,
-    ServiceBusy,
-    SynthesisFailed,
-    Unauthorized,
-)
 from sentiric_tts.synthesis.pipeline import MAX_SPEED, MIN_SPEED
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
 from sentiric_tts.web.gradio_files import GradioFilesGuard, GradioFolder, claim_process_folder
@@ -87,7 +85,7 @@ class GradioDoor:
     def _runtime(self) -> Runtime:
         runtime: Runtime | None = self._app.state.runtime
         if runtime is None or not runtime.ready:
-            raise self._refusal("The service is starting or stopping; try again in a moment.")
+            raise self._refusal(NOT_READY_MESSAGE)
         return runtime
 
     # --- auth ---
@@ -206,13 +204,8 @@ class GradioDoor:
             except BaseException:
                 audio.cancel()  # the page went away or the render failed: free the engine at once
                 raise
-        except (RequestError, ServiceBusy, RateLimited) as exc:
-            raise self._refusal(exc.message) from None
-        except DeadlineExceeded as exc:
-            raise self._refusal(str(exc)) from None
-        except SynthesisFailed as exc:
-            log.error("synthesis failed: %s", exc)
-            raise self._refusal("The engine failed; the error is logged.") from None
+        except ServiceFailure as exc:
+            raise self._refusal(problem(exc).message) from None
         total = time.perf_counter() - started
         return body, _timing_line(audio.stats.time_to_first_audio_s, total, audio.audio_seconds, audio.plan)
 
