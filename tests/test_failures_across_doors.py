@@ -16,17 +16,15 @@ from websockets.sync.client import connect
 from sentiric_tts.failure_docs import render_failure_table
 from sentiric_tts.failures import ENGINE_FAILURE_MESSAGE
 from sentiric_tts.grpc_door.contract import pb
-from tests.support.broken_voice import BROKEN_VOICE, add_broken_voice
-from tests.support.grpc_client import Service, grpc_service, run, stub, unary
+from tests.support.broken_voice import BROKEN_VOICE, service_with_broken_voice
+from tests.support.grpc_client import Service, run, stub, unary
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data_dir = tmp_path_factory.mktemp("failures-data")
-    add_broken_voice(data_dir)
-    with grpc_service(data_dir) as live:
+    with service_with_broken_voice(tmp_path_factory.mktemp("failures-data")) as live:
         yield live
 
 

@@ -13,10 +13,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sentiric_tts.grpc_door.contract import SERVICE_NAME, pb
 from tests.support.audio import parse_wav, pcm16, to_16k, to_float, word_error_rate
-from tests.support.broken_voice import add_broken_voice
+from tests.support.broken_voice import service_with_broken_voice
 from tests.support.grpc_client import (
     Service,
-    grpc_service,
     joined_audio,
     refusal,
     run,
@@ -35,9 +34,7 @@ VERY_LONG = " ".join([LONG] * 6)[:4900]
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data_dir = tmp_path_factory.mktemp("grpc-data")
-    add_broken_voice(data_dir)
-    with grpc_service(data_dir) as live:
+    with service_with_broken_voice(tmp_path_factory.mktemp("grpc-data")) as live:
         yield live
 
 

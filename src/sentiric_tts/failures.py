@@ -62,8 +62,10 @@ class ServiceFailure(Exception):
 
     kind: Failure = Failure.INTERNAL
     code: str = "internal_error"
+    default_message: str = INTERNAL_MESSAGE
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str | None = None) -> None:
+        message = self.default_message if message is None else message
         # A message may quote what the client sent: a lone surrogate there would make it text
         # that no door can encode (JSON, gRPC, a WebSocket frame), so it is quoted escaped.
         message = message.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -114,9 +116,7 @@ class NotReady(ServiceFailure):
 
     kind = Failure.NOT_READY
     code = "not_ready"
-
-    def __init__(self, message: str = NOT_READY_MESSAGE) -> None:
-        super().__init__(message)
+    default_message = NOT_READY_MESSAGE
 
 
 class SynthesisFailed(ServiceFailure):
@@ -132,9 +132,7 @@ class DeadlineExceeded(ServiceFailure):
 
     kind = Failure.DEADLINE
     code = "deadline_exceeded"
-
-    def __init__(self, message: str = DEADLINE_MESSAGE) -> None:
-        super().__init__(message)
+    default_message = DEADLINE_MESSAGE
 
 
 class RateLimited(ServiceFailure):
