@@ -9,7 +9,7 @@ SERVICE ?= tts
 # `make bench BENCH_ARGS="--requests-per-worker 12 --rounds 10"` for a longer run.
 BENCH_ARGS ?=
 
-.PHONY: run test lint bench clean build up down logs
+.PHONY: run test test-unit lint bench clean build up down logs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(VENV)/.stamp-run
 
 test: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest
+
+# The unit tier alone (tests/unit: a fake engine, no model, server or network), in seconds.
+test-unit: $(VENV)/.stamp-test
+	$(BIN)/python -m pytest tests/unit -q
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check src tests bench

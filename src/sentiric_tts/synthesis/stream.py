@@ -169,7 +169,11 @@ class AudioStream:
         try:
             if remaining <= 0:
                 raise TimeoutError
-            return await asyncio.wait_for(self._job.__anext__(), remaining)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+            # item does, so a client's cancel or disconnect could be lost (and a WebSocket
+            # session wait for ever). asyncio.timeout never does.
+            async with asyncio.timeout(remaining):
+                return await self._job.__anext__()
         except TimeoutError:
             self._job.cancel()
             raise DeadlineExceeded() from None
