@@ -1,4 +1,4 @@
-"""Build hook: generate the gRPC code from proto/ into the package (see grpc_door/codegen.py).
+"""Build hook: generate the gRPC code from proto/ into the package (see doors/grpc/codegen.py).
 
 Everything else about the package is in pyproject.toml. The hook runs on wheel builds (the
 generated code and the .proto go into the wheel) and on editable installs (the code is generated
@@ -15,7 +15,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-PACKAGE = Path("sentiric_tts") / "grpc_door"
+PACKAGE = Path("sentiric_tts") / "doors" / "grpc"
 
 
 def _codegen():  # type: ignore[no-untyped-def]

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from sentiric_tts.doors.grpc.contract import pb
 from sentiric_tts.failure_docs import render_failure_table
 from sentiric_tts.failures import ENGINE_FAILURE_MESSAGE
-from sentiric_tts.grpc_door.contract import pb
 from tests.support.broken_voice import BROKEN_VOICE, service_with_broken_voice
 from tests.support.grpc_client import Service, run, stub, unary
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sentiric_tts.api.ws_session import ListenerClock
+from sentiric_tts.doors.websocket.session import ListenerClock
 from sentiric_tts.engines.base import GenerationParams
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.request import SynthesisRequest

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from sentiric_tts.app import create_app
-from sentiric_tts.web import gradio_ui
+from sentiric_tts.doors.gradio import ui as gradio_ui
 from tests.support.audio import parse_wav, to_16k, word_error_rate
 from tests.support.browser import launched_chromium
 from tests.support.server import isolated_settings, running_server

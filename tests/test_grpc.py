@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sentiric_tts.grpc_door.contract import SERVICE_NAME, pb
+from sentiric_tts.doors.grpc.contract import SERVICE_NAME, pb
 from tests.support.audio import parse_wav, pcm16, to_16k, to_float, word_error_rate
 from tests.support.broken_voice import service_with_broken_voice
 from tests.support.grpc_client import (

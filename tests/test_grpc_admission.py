@@ -10,7 +10,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sentiric_tts.grpc_door.contract import SERVICE_NAME, pb
+from sentiric_tts.doors.grpc.contract import SERVICE_NAME, pb
 from tests.support.grpc_client import grpc_service, joined_audio, refusal, run, stream, stub, unary
 from tests.support.server import free_port, serve_in_subprocess
 from tests.test_grpc import LONG, TELEPHONY, VERY_LONG

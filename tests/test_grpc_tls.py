@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sentiric_tts.app import create_app
-from sentiric_tts.grpc_door.contract import pb
-from sentiric_tts.grpc_door.server import GrpcStartupError
-from sentiric_tts.grpc_door.tls import TlsConfigError
+from sentiric_tts.doors.grpc.contract import pb
+from sentiric_tts.doors.grpc.server import GrpcStartupError
+from sentiric_tts.doors.grpc.tls import TlsConfigError
 from tests.support.audio import parse_wav
 from tests.support.grpc_client import grpc_service, run, stub
 from tests.support.server import free_port, isolated_settings

@@ -17,7 +17,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from sentiric_tts.web.gradio_files import GradioFolder
+from sentiric_tts.doors.gradio.files import GradioFolder
 from tests.support.audio import pcm16
 from tests.support.server import isolated_settings, running_server, serve_in_subprocess
 

@@ -26,9 +26,9 @@ import httpx
 import numpy as np
 import pytest
 
-from sentiric_tts.api.voices import _clip_as_wav
 from sentiric_tts.audio import safe_decode
 from sentiric_tts.audio.reference import ReferenceLimits, load_references
+from sentiric_tts.doors.http.voices import _clip_as_wav
 from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.settings import LONGEST_REFERENCE_SECONDS
 from tests.support.audio import encode_with_av, parse_wav

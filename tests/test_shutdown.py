@@ -22,7 +22,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from sentiric_tts.grpc_door.contract import pb
+from sentiric_tts.doors.grpc.contract import pb
 from tests.support.grpc_client import stub
 from tests.support.server import free_port, serve_in_subprocess
 from tests.test_serving import LONG, VERY_LONG

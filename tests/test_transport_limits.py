@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from sentiric_tts.api.body_limits import BodyLimits
+from sentiric_tts.doors.http.body_limits import BodyLimits
 from sentiric_tts.http_server import MAX_HEADERS, ws_max_message_bytes
 from sentiric_tts.settings import Settings
 from tests.support.server import free_port, isolated_settings, running_server, serve_in_subprocess

@@ -10,17 +10,19 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from sentiric_tts import __version__
-from sentiric_tts.api import catalog, health, metrics, openai_compat, tts, voices, ws_tts
-from sentiric_tts.api.body_limits import BodyLimitMiddleware, BodyLimits
-from sentiric_tts.api.errors import install_error_handlers
-from sentiric_tts.api.middleware import RequestContextMiddleware
-from sentiric_tts.api.origin_guard import AllowedHosts, OriginGuard
-from sentiric_tts.api.shutdown_cut import ShutdownCutMiddleware
-from sentiric_tts.grpc_door.server import GrpcDoor
+from sentiric_tts.doors.gradio.ui import mount_gradio
+from sentiric_tts.doors.grpc.server import GrpcDoor
+from sentiric_tts.doors.http import catalog, health, metrics, tts, voices
+from sentiric_tts.doors.http.body_limits import BodyLimitMiddleware, BodyLimits
+from sentiric_tts.doors.http.errors import install_error_handlers
+from sentiric_tts.doors.http.middleware import RequestContextMiddleware
+from sentiric_tts.doors.http.origin_guard import AllowedHosts, OriginGuard
+from sentiric_tts.doors.http.shutdown_cut import ShutdownCutMiddleware
+from sentiric_tts.doors.openai import routes as openai_routes
+from sentiric_tts.doors.websocket import route as websocket_route
 from sentiric_tts.runtime import CUT_SETTLE_S, Runtime
 from sentiric_tts.settings import Settings, get_settings
 from sentiric_tts.web import mount_dashboard
-from sentiric_tts.web.gradio_ui import mount_gradio
 
 _DESCRIPTION = """Self-hosted text to speech: Coqui XTTS v2 on GPUs, an embedded Piper engine
 everywhere else. Whole files or streams that start before synthesis is done."""
@@ -65,8 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(voices.router)
     app.include_router(metrics.router)
-    app.include_router(openai_compat.router)
-    app.include_router(ws_tts.router)
+    app.include_router(openai_routes.router)
+    app.include_router(websocket_route.router)
     mount_dashboard(app)
     mount_gradio(app, settings)
     # Innermost: its 413 passes through CORS (a browser can read it) and the request log.

@@ -24,7 +24,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from sentiric_tts.runtime import CUT_SETTLE_S
 
     if args.host:
-        # The bind address is one of the host names the service answers to (api/origin_guard.py).
+        # The bind address is one of the host names the service answers to (doors/http/origin_guard.py).
         settings = settings.model_copy(update={"host": args.host})
     app = create_app(settings)
 

@@ -1,16 +1,16 @@
 """Renders the table of docs/api.md that says how each kind of failure reads on every door.
 
 `python -m sentiric_tts.failure_docs` rewrites the table between its markers; a test fails when it
-drifts from the doors' own tables (api/errors.py, grpc_door/status.py).
+drifts from the doors' own tables (doors/http/errors.py, doors/grpc/status.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sentiric_tts.api.errors import HTTP_STATUS, openai_status
+from sentiric_tts.doors.grpc.status import GRPC_STATUS
+from sentiric_tts.doors.http.errors import HTTP_STATUS, openai_status
 from sentiric_tts.failures import Failure
-from sentiric_tts.grpc_door.status import GRPC_STATUS
 
 API_GUIDE = Path("docs") / "api.md"
 START, END = "<!-- failure-table:start -->", "<!-- failure-table:end -->"

@@ -1,7 +1,7 @@
 """What can go wrong with a request, in no door's terms, and what a client is told about it.
 
 The core raises these; each door turns a failure into its own wire format through one table
-keyed by `Failure` (api/errors.py, grpc_door/status.py). So one failure reads the same on every
+keyed by `Failure` (doors/http/errors.py, doors/grpc/status.py). So one failure reads the same on every
 door, and what a client reads is said here once: a request's own problem is described to the
 client who sent it, while an engine's or the service's own exception text is logged, never sent.
 

@@ -33,8 +33,8 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from sentiric_tts.api.body_limits import JSON_FIELDS_BYTES, json_text_bytes
-from sentiric_tts.api.errors import error_payload
+from sentiric_tts.doors.http.body_limits import JSON_FIELDS_BYTES, json_text_bytes
+from sentiric_tts.doors.http.errors import error_payload
 from sentiric_tts.settings import Settings
 
 # Apache's and gunicorn's default; a browser behind a few proxies sends 20-40.

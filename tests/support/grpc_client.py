@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import grpc
 import httpx
 
-from sentiric_tts.grpc_door.contract import pb, pb_grpc
+from sentiric_tts.doors.grpc.contract import pb, pb_grpc
 from tests.support.server import free_port, isolated_settings, running_server
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""The /ws/tts session (api/ws_session.py) driven directly: a fake socket in place of Starlette's,
+"""The /ws/tts session (doors/websocket/session.py) driven directly: a fake socket in place of Starlette's,
 the real Runtime on the fake engine, so every frame and offset can be predicted (docs/api.md)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from starlette.websockets import WebSocket, WebSocketState
 
-from sentiric_tts.api.ws_session import SpeechSession
+from sentiric_tts.doors.websocket.session import SpeechSession
 from sentiric_tts.runtime import Runtime
 from tests.support.fake_engine import SAMPLE_RATE, FakeEngine
 from tests.support.fake_runtime import fake_runtime, zero_runs

@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from sentiric_tts.api.errors import error_payload
+from sentiric_tts.doors.http.errors import error_payload
 from sentiric_tts.settings import Settings
 
 log = logging.getLogger(__name__)

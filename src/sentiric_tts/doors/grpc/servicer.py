@@ -9,10 +9,10 @@ from typing import Any
 import grpc
 
 from sentiric_tts.callers import key_from_headers
+from sentiric_tts.doors.grpc.calls import CallRecord, metadata_of, peer_host, serving, write
+from sentiric_tts.doors.grpc.contract import pb, pb_grpc
+from sentiric_tts.doors.grpc.mapping import SynthesizeMessage, to_synthesis_request
 from sentiric_tts.failures import NotReady
-from sentiric_tts.grpc_door.calls import CallRecord, metadata_of, peer_host, serving, write
-from sentiric_tts.grpc_door.contract import pb, pb_grpc
-from sentiric_tts.grpc_door.mapping import SynthesizeMessage, to_synthesis_request
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.stream import AudioStream
 

@@ -6,7 +6,7 @@ and again at run time, so the folder is one per process: the first app that moun
 chooses it (<cache_dir>/gradio), and later apps in the same process (tests) share it.
 
 Bounds, besides Gradio's own `max_file_size` per file and the HTTP body limit per request
-(api/body_limits.py):
+(doors/http/body_limits.py):
 - an upload may carry at most as many files as a clone takes (`clone_max_files`); the parts
   are counted as they arrive, and the upload is refused (413) once one file too many has come
   (files of a refused upload are left to the sweep);
@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentiric_tts.api.errors import error_payload
+from sentiric_tts.doors.http.errors import error_payload
 
 log = logging.getLogger(__name__)
 

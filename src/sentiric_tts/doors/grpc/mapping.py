@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
+from sentiric_tts.doors.grpc.contract import pb
 from sentiric_tts.engines.base import GenerationParams
 from sentiric_tts.failures import RequestError
-from sentiric_tts.grpc_door.contract import pb
 from sentiric_tts.synthesis.request import SynthesisRequest
 
 DEFAULT_OUTPUT_FORMAT = "wav"

@@ -24,8 +24,14 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from sentiric_tts.api.ws_messages import BadMessage, ControlMessage, StartMessage, TextMessage, parse_message
 from sentiric_tts.audio.encoders import make_encoder
+from sentiric_tts.doors.websocket.messages import (
+    BadMessage,
+    ControlMessage,
+    StartMessage,
+    TextMessage,
+    parse_message,
+)
 from sentiric_tts.failures import (
     DeadlineExceeded,
     Problem,

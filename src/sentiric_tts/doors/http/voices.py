@@ -9,19 +9,19 @@ import anyio
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from sentiric_tts.api.deps import client_identity, get_runtime
-from sentiric_tts.api.errors import ERROR_RESPONSES, STORAGE_RESPONSES
-from sentiric_tts.api.schemas import (
+from sentiric_tts.audio.encoders import wav_header
+from sentiric_tts.audio.pcm import float_to_int16
+from sentiric_tts.audio.reference import ReferenceLimits, load_references
+from sentiric_tts.doors.http.deps import client_identity, get_runtime
+from sentiric_tts.doors.http.errors import ERROR_RESPONSES, STORAGE_RESPONSES
+from sentiric_tts.doors.http.schemas import (
     LibrarySampleOut,
     LibraryVoiceOut,
     VoiceOut,
     VoicePatchBody,
     VoicesOut,
 )
-from sentiric_tts.api.tts import read_uploads
-from sentiric_tts.audio.encoders import wav_header
-from sentiric_tts.audio.pcm import float_to_int16
-from sentiric_tts.audio.reference import ReferenceLimits, load_references
+from sentiric_tts.doors.http.uploads import read_uploads
 from sentiric_tts.engines.base import VoiceInfo
 from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.runtime import Runtime

@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
+from sentiric_tts.doors.gradio.files import GradioFilesGuard, GradioFolder, claim_process_folder
 from sentiric_tts.engines.base import GenerationParams
 from sentiric_tts.failures import (
     NOT_READY_MESSAGE,
@@ -36,7 +37,6 @@ from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import Settings
 from sentiric_tts.synthesis.pipeline import MAX_SPEED, MIN_SPEED
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
-from sentiric_tts.web.gradio_files import GradioFilesGuard, GradioFolder, claim_process_folder
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ GRADIO_API_PATH = f"{GRADIO_PATH}/gradio_api"
 
 def import_gradio(files_dir: Path) -> ModuleType | None:
     """Gradio, configured for an air-gapped host and to keep its files in `files_dir` (see
-    web/gradio_files.py); None when it is not installed."""
+    doors/gradio/files.py); None when it is not installed."""
     if importlib.util.find_spec("gradio") is None:
         return None
     # Gradio and huggingface_hub read these at import: no telemetry, no version check over the
@@ -224,7 +224,7 @@ def build_blocks(gr: ModuleType, door: GradioDoor) -> Any:
     # The scheduler admits or refuses work (queue full: "busy"); Gradio must not queue it again
     # one at a time, hence no concurrency limit on the events.
     unlimited: dict[str, Any] = {"concurrency_limit": None}
-    # Its files are swept by GradioFolder (web/gradio_files.py), not by Gradio's delete_cache.
+    # Its files are swept by GradioFolder (doors/gradio/files.py), not by Gradio's delete_cache.
     with gr.Blocks(title="Sentiric TTS", analytics_enabled=False) as blocks:
         gr.Markdown("# Sentiric TTS\nThe same service as the [dashboard](../) and the API, through Gradio.")
         engine_line = gr.Markdown()

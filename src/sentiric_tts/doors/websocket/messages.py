@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sentiric_tts.api.errors import describe_validation_error
-from sentiric_tts.api.schemas import GenerationFields
+from sentiric_tts.doors.http.errors import describe_validation_error
+from sentiric_tts.doors.http.schemas import GenerationFields
 
 
 class SessionParams(GenerationFields):

@@ -1,7 +1,7 @@
 """The OpenAI-compatible door: /v1/audio/speech and the listings OpenAI clients ask for.
 
 A drop-in for OpenAI's SDKs, Open WebUI and the like: same fields, same error object (see
-api/errors.py), `Authorization: Bearer` auth. It builds the same SynthesisRequest as every door.
+doors/http/errors.py), `Authorization: Bearer` auth. It builds the same SynthesisRequest as every door.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
-from sentiric_tts.api.deps import client_identity, get_runtime
-from sentiric_tts.api.errors import ERROR_RESPONSES, HTTP_STATUS, openai_error_body
-from sentiric_tts.api.openai_schemas import (
+from sentiric_tts.doors.http.audio_response import audio_headers
+from sentiric_tts.doors.http.deps import client_identity, get_runtime
+from sentiric_tts.doors.http.errors import ERROR_RESPONSES, HTTP_STATUS, openai_error_body
+from sentiric_tts.doors.openai.schemas import (
     OPENAI_PCM_RATE,
     SPEECH_MODELS,
     AudioModelOut,
@@ -27,7 +28,6 @@ from sentiric_tts.api.openai_schemas import (
     ModelOut,
     SpeechBody,
 )
-from sentiric_tts.api.tts import audio_headers
 from sentiric_tts.failures import DeadlineExceeded, Failure, RequestError, SynthesisFailed, problem
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.request import SynthesisRequest

@@ -25,7 +25,7 @@ STAMP = "PROTO_SHA256"
 
 _HERE = Path(__file__).resolve().parent
 _PACKAGED_PROTO_ROOT = _HERE / "proto"  # where the build hook copies the .proto in a wheel
-_SOURCE_PROTO_ROOT = _HERE.parents[2] / "proto"  # <repo>/proto, from <repo>/src/sentiric_tts/grpc_door
+_SOURCE_PROTO_ROOT = _HERE.parents[3] / "proto"  # <repo>/proto, from <repo>/src/sentiric_tts/doors/grpc
 
 
 def find_proto_root() -> Path | None:
@@ -74,7 +74,7 @@ def generate(proto_root: Path, out_dir: Path) -> None:
         grpc_module = made / f"{MODULE}_pb2_grpc.py"
         grpc_module.write_text(grpc_module.read_text().replace(absolute, f"from . import {MODULE}_pb2"))
         (made / "__init__.py").write_text(
-            f'"""Generated from {PROTO_NAME} by sentiric_tts.grpc_door.codegen; do not edit."""\n'
+            f'"""Generated from {PROTO_NAME} by sentiric_tts.doors.grpc.codegen; do not edit."""\n'
         )
         (made / STAMP).write_text(proto_digest(proto_root) + "\n")
         # One file at a time, each replaced atomically, the stamp last: a process importing

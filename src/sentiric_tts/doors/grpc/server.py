@@ -15,9 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from sentiric_tts.grpc_door.contract import SERVICE_NAME, pb_grpc
-from sentiric_tts.grpc_door.servicer import TtsCoquiServicer
-from sentiric_tts.grpc_door.tls import TlsFiles, load_tls
+from sentiric_tts.doors.grpc.contract import SERVICE_NAME, pb_grpc
+from sentiric_tts.doors.grpc.servicer import TtsCoquiServicer
+from sentiric_tts.doors.grpc.tls import TlsFiles, load_tls
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import Settings
 

@@ -1,4 +1,4 @@
-"""WebSocket door for voice agents: /ws/tts (protocol in the README and in ws_session.py)."""
+"""WebSocket door for voice agents: /ws/tts (protocol in docs/api.md and in session.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 from fastapi import APIRouter, WebSocket
 
-from sentiric_tts.api.ws_session import SHUTTING_DOWN_CLOSE, SHUTTING_DOWN_MESSAGE, SpeechSession
 from sentiric_tts.callers import key_from_headers
+from sentiric_tts.doors.websocket.session import SHUTTING_DOWN_CLOSE, SHUTTING_DOWN_MESSAGE, SpeechSession
 from sentiric_tts.failures import NOT_READY_MESSAGE, Unauthorized
 from sentiric_tts.observability.context import choose_request_id, request_id_var
 from sentiric_tts.runtime import Runtime

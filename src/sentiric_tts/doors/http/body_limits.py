@@ -23,9 +23,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentiric_tts.api.errors import error_payload
+from sentiric_tts.doors.gradio.ui import GRADIO_PATH
+from sentiric_tts.doors.http.errors import error_payload
 from sentiric_tts.settings import Settings
-from sentiric_tts.web.gradio_ui import GRADIO_PATH
 
 # Gradio's own upload route (multipart it parses itself, so not declared as form data).
 GRADIO_UPLOAD_PATH = f"{GRADIO_PATH}/gradio_api/upload"

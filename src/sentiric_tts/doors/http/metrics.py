@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sentiric_tts.api.deps import get_runtime
-from sentiric_tts.api.security import check_key
+from sentiric_tts.doors.http.deps import get_runtime
+from sentiric_tts.doors.http.security import check_key
 from sentiric_tts.runtime import Runtime
 
 router = APIRouter(tags=["operations"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from sentiric_tts.api.security import check_key
+from sentiric_tts.doors.http.security import check_key
 from sentiric_tts.runtime import Runtime
 
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sentiric_tts.api.schemas import GenerationFields
+from sentiric_tts.doors.http.schemas import GenerationFields
 
 SPEECH_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "sentiric-tts")
 """Model names /v1/audio/speech accepts. Every one speaks with the running engine: clients such

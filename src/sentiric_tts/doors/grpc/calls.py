@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import grpc
 
-from sentiric_tts.grpc_door.status import refusal_for
+from sentiric_tts.doors.grpc.status import refusal_for
 from sentiric_tts.observability.context import choose_request_id, request_id_var
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.observability.record import stream_log_fields, write_access_line

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from sentiric_tts.api.deps import client_identity, get_runtime
-from sentiric_tts.api.schemas import (
+from sentiric_tts.doors.http.deps import client_identity, get_runtime
+from sentiric_tts.doors.http.schemas import (
     ConfigOut,
     EngineThreadsOut,
     LanguagesOut,

@@ -1,0 +1,1 @@
+"""The optional Gradio interface at /gradio (Speak and Clone tabs)."""
