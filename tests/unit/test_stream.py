@@ -111,11 +111,6 @@ def test_marks_are_in_seconds_whatever_the_output_rate(runtime: Runtime, engine:
     assert finished.marks == [("middle", first / RATE)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stream.py reports a mark at the audio emitted so far: a break (or muted text) before "
-    "the mark is still pending then, so the mark lands before that silence, not after it",
-)
 def test_a_mark_after_a_break_lands_after_the_break(runtime: Runtime, engine: FakeEngine) -> None:
     ssml = '<speak>Alpha beta.<break time="500ms"/><mark name="after"/>Gamma delta.</speak>'
     _, _, finished = asyncio.run(streamed_pcm(runtime, SynthesisRequest(text=ssml)))
@@ -164,15 +159,14 @@ def test_muted_text_takes_as_long_as_the_same_text_spoken(runtime: Runtime) -> N
     assert muted.size == spoken.size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.plan pauses between SSML pieces as between sentences: an element inside a "
-    "sentence (emphasis, prosody, mark, voice) cuts it into segments joined by the whole "
-    "TTS_SENTENCE_PAUSE_MS, where a cut made for length gets a comma's pause",
-)
 def test_an_element_inside_a_sentence_does_not_pause_it_like_a_sentence_end(runtime: Runtime) -> None:
     audio = stream(runtime, "<speak>Alpha <emphasis>beta</emphasis> gamma.</speak>")
     assert all(run < SENTENCE_PAUSE for run in zero_runs(audio))
+
+
+def test_an_element_after_a_sentence_end_is_a_sentence_pause_away(runtime: Runtime) -> None:
+    audio = stream(runtime, "<speak>Alpha beta. <emphasis>Gamma</emphasis> delta.</speak>")
+    assert max(zero_runs(audio)) == SENTENCE_PAUSE
 
 
 REQUESTS = [

@@ -251,6 +251,9 @@ class SynthesisPipeline:
         first_cut = (
             0 if self.engine.streams_within_segment or not request.opens_speech else self.first_segment_chars
         )
+        # The text spoken last, across SSML elements: an element inside a sentence (emphasis,
+        # prosody, mark, voice) is joined to it with a comma's pause, not a sentence's.
+        previous: str | None = None
         for piece in pieces:
             if not isinstance(piece, SpeechText):
                 items.append(piece)  # type: ignore[arg-type]  # Pause or Mark
@@ -275,7 +278,6 @@ class SynthesisPipeline:
             pieces_of_text = split_for_engine(spoken, self.engine.max_segment_chars(piece_language))
             if pieces_of_text and not any(isinstance(item, Segment) for item in items):
                 pieces_of_text[:1] = split_first_clause(pieces_of_text[0], first_cut)
-            previous: str | None = None
             for text in pieces_of_text:
                 pause = None if previous is None or ends_sentence(previous) else clause_pause_s(speed)
                 items.append(Segment(text, piece_language, piece_voice, params, piece.prosody, pause))

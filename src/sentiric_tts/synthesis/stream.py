@@ -229,7 +229,9 @@ class AudioStream:
                 elif isinstance(item, Pause):
                     pending_pause = (pending_pause or 0.0) + item.seconds
                 elif isinstance(item, Mark):
-                    self.marks.append((item.name, emitted / rate))
+                    # After the silence still to come before the next segment (a break, muted text).
+                    waiting = round((pending_pause or 0.0) * rate)
+                    self.marks.append((item.name, (emitted + waiting) / rate))
                 elif item is BUDGET_SPENT:
                     raise AudioLimitReached(self.plan.max_audio_seconds or 0.0)
                 emitted += out.size
