@@ -54,6 +54,7 @@ class Failure(StrEnum):
 ENGINE_FAILURE_MESSAGE = "The engine failed; the error is logged."
 INTERNAL_MESSAGE = "Internal error; it is logged."
 NOT_READY_MESSAGE = "The service is not ready (starting up or shutting down); retry shortly."
+SHUTTING_DOWN_MESSAGE = "The service is shutting down and takes no new work; retry on another instance."
 DEADLINE_MESSAGE = "The request ran past its deadline; its synthesis was stopped."
 
 

@@ -33,14 +33,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sentiric_tts.engines.thread_priority import lower_current_thread_priority
-from sentiric_tts.failures import ServiceBusy, ShuttingDown, SynthesisFailed
+from sentiric_tts.failures import SHUTTING_DOWN_MESSAGE, ServiceBusy, ShuttingDown, SynthesisFailed
 
 log = logging.getLogger(__name__)
 
 _END = object()
 T = TypeVar("T")
 
-_REFUSED_MESSAGE = "The service is shutting down and takes no new work; retry on another instance."
 _CUT_MESSAGE = "The service shut down before this synthesis was done; retry on another instance."
 
 
@@ -208,7 +207,7 @@ class EngineScheduler:
         job = _Job(asyncio.get_running_loop(), factory)
         with self._cond:
             if self._stopping or not self._admitting or not self._threads:
-                raise ShuttingDown(_REFUSED_MESSAGE, self._retry_after_s)
+                raise ShuttingDown(SHUTTING_DOWN_MESSAGE, self._retry_after_s)
             if len(self._jobs) >= self._max_jobs:
                 raise ServiceBusy(
                     f"The synthesis queue is full ({self._max_jobs} requests in flight); retry shortly.",

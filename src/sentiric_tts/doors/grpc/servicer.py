@@ -9,10 +9,10 @@ from typing import Any
 import grpc
 
 from sentiric_tts.callers import key_from_headers
+from sentiric_tts.doors.admission import admit
 from sentiric_tts.doors.grpc.calls import CallRecord, metadata_of, peer_host, serving, write
 from sentiric_tts.doors.grpc.contract import pb, pb_grpc
 from sentiric_tts.doors.grpc.mapping import SynthesizeMessage, to_synthesis_request
-from sentiric_tts.failures import NotReady
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.stream import AudioStream
 
@@ -26,15 +26,15 @@ class TtsCoquiServicer(pb_grpc.TtsCoquiServiceServicer):
     async def _open(self, message: SynthesizeMessage, context: Context, call: CallRecord) -> AudioStream:
         runtime = self._runtime
         metadata = metadata_of(context)
-        client = runtime.api_keys.identify(
+        caller = admit(
+            runtime,
             key_from_headers(metadata.get("authorization"), metadata.get("x-api-key")),
             peer_host(context.peer()),
+            "grpc",
         )
-        if not runtime.ready:
-            raise NotReady
         request = to_synthesis_request(message)
         # A shutdown that closed admission meanwhile raises ShuttingDown: UNAVAILABLE too.
-        call.audio = await runtime.open_speech(request, client, door="grpc")
+        call.audio = await runtime.open_speech(request, caller.client, door=caller.door)
         return call.audio
 
     async def CoquiSynthesize(

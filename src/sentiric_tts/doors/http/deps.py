@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from sentiric_tts.doors.http.security import check_key
+from sentiric_tts.doors.http.security import http_caller
 from sentiric_tts.runtime import Runtime
 
 
@@ -16,4 +16,4 @@ def get_runtime(request: Request) -> Runtime:
 def client_identity(request: Request) -> str:
     """Authenticate the caller (401 when keys are set and it has none); its identity for limits."""
     runtime = get_runtime(request)
-    return check_key(runtime.api_keys, request)
+    return http_caller(runtime, request).client

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sentiric_tts.doors.http.deps import get_runtime
-from sentiric_tts.doors.http.security import check_key
+from sentiric_tts.doors.http.security import http_caller
 from sentiric_tts.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
@@ -16,5 +16,5 @@ router = APIRouter(tags=["operations"])
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
     if runtime.settings.metrics_require_auth:
-        check_key(runtime.api_keys, request)
+        http_caller(runtime, request)  # raises Unauthorized (401) without a valid key
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,22 +1,22 @@
-"""API keys on HTTP requests and WebSockets (the keys and limits themselves: callers.py)."""
+"""The caller of an HTTP request (the keys and limits themselves: callers.py; the step every door
+takes: doors/admission.py)."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException
 from starlette.requests import HTTPConnection
 
-from sentiric_tts.callers import ApiKeys, key_from_headers
-from sentiric_tts.failures import Unauthorized
+from sentiric_tts.callers import key_from_headers
+from sentiric_tts.doors.admission import Caller, identify
+from sentiric_tts.runtime import Runtime
 
 
 def presented_key(connection: HTTPConnection) -> str | None:
     return key_from_headers(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
 
 
-def check_key(keys: ApiKeys, connection: HTTPConnection) -> str:
-    """`keys.identify` for an HTTP request or WebSocket; 401 when the key is missing or wrong."""
+def http_caller(runtime: Runtime, connection: HTTPConnection) -> Caller:
+    """Who sends this request; Unauthorized (401) when keys are set and its key is missing or
+    wrong. Readiness needs no check here: HTTP is served only once the service is ready, and
+    while it drains, new work is refused when it is opened."""
     address = connection.client.host if connection.client else "unknown"
-    try:
-        return keys.identify(presented_key(connection), address)
-    except Unauthorized as exc:
-        raise HTTPException(401, exc.message, headers={"WWW-Authenticate": "Bearer"}) from exc
+    return identify(runtime, presented_key(connection), address, "http")

@@ -7,12 +7,20 @@ import asyncio
 from fastapi import APIRouter, WebSocket
 
 from sentiric_tts.callers import key_from_headers
-from sentiric_tts.doors.websocket.session import SHUTTING_DOWN_CLOSE, SHUTTING_DOWN_MESSAGE, SpeechSession
-from sentiric_tts.failures import NOT_READY_MESSAGE, Unauthorized
+from sentiric_tts.doors.admission import admit
+from sentiric_tts.doors.websocket.session import SHUTTING_DOWN_CLOSE, SpeechSession
+from sentiric_tts.failures import Failure, NotReady, ShuttingDown, Unauthorized, problem
 from sentiric_tts.observability.context import choose_request_id, request_id_var
 from sentiric_tts.runtime import Runtime
 
 router = APIRouter()
+
+# How a refused handshake closes: policy violation, service restart (reconnect at once), try later.
+REFUSAL_CLOSE = {
+    Failure.UNAUTHENTICATED: 1008,
+    Failure.SHUTTING_DOWN: SHUTTING_DOWN_CLOSE,
+    Failure.NOT_READY: 1013,
+}
 
 
 @router.websocket("/ws/tts")
@@ -27,22 +35,15 @@ async def ws_tts(socket: WebSocket) -> None:
         key = key or socket.query_params.get("api_key")
         address = socket.client.host if socket.client else "unknown"
         try:
-            client = runtime.api_keys.identify(key, address)
-        except Unauthorized as exc:
-            await socket.send_json({"type": "error", "code": "unauthorized", "message": exc.message})
-            await socket.close(1008)
+            caller = admit(runtime, key, address, "websocket")
+        except (Unauthorized, ShuttingDown, NotReady) as exc:
+            told = problem(exc)
+            # "unauthorized": this door's name for it since its first release.
+            code = "unauthorized" if told.kind is Failure.UNAUTHENTICATED else told.code
+            await socket.send_json({"type": "error", "code": code, "message": told.message})
+            await socket.close(REFUSAL_CLOSE[told.kind])
             return
-        if runtime.draining:
-            await socket.send_json(
-                {"type": "error", "code": "shutting_down", "message": SHUTTING_DOWN_MESSAGE}
-            )
-            await socket.close(SHUTTING_DOWN_CLOSE)
-            return
-        if not runtime.ready:
-            await socket.send_json({"type": "error", "code": "not_ready", "message": NOT_READY_MESSAGE})
-            await socket.close(1013)
-            return
-        session = SpeechSession(runtime, socket, client)
+        session = SpeechSession(runtime, socket, caller.client)
         loop = asyncio.get_running_loop()
 
         def shutting_down() -> None:  # Runtime.begin_shutdown, on any thread

@@ -81,7 +81,7 @@ class _ShutDown:
 
 _QueueItem = _Sentence | _Flushed | _Cancelled | _Close | _ShutDown
 
-SHUTTING_DOWN_MESSAGE = (
+SESSION_CUT_MESSAGE = (
     "The service is shutting down; reconnect (to another instance) and send again what was not spoken."
 )
 SHUTTING_DOWN_CLOSE = 1012  # "service restart": clients may reconnect at once
@@ -459,7 +459,7 @@ class SpeechSession:
         }
         if self._cut is not None:
             event.update(sentence=self._cut.index, text=self._cut.text)
-        await self.send_error("shutting_down", SHUTTING_DOWN_MESSAGE, **event)
+        await self.send_error("shutting_down", SESSION_CUT_MESSAGE, **event)
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await self.socket.close(SHUTTING_DOWN_CLOSE)
 
