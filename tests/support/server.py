@@ -68,7 +68,7 @@ def running_server(settings: Settings, startup_timeout_s: float = 300.0) -> Iter
 
 
 def serve_in_subprocess(
-    data_dir: Path, startup_timeout_s: float = 30.0, **env: str
+    data_dir: Path, startup_timeout_s: float = 120.0, **env: str
 ) -> tuple[subprocess.Popen[str], str]:
     """`python -m sentiric_tts serve` in its own process (for signal tests and benchmarks), with
     `TTS_*` variables from `env`; returns it and its base URL once /health/ready answers 200, or
