@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,8 +11,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiric_tts.failures import Failure, Problem, ServiceFailure, problem
-
-log = logging.getLogger(__name__)
 
 # Declared on every synthesis route so the OpenAPI document tells clients what can come back.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
