@@ -160,16 +160,17 @@ def stagger(args: argparse.Namespace, callers: int, sentence_s: float) -> float:
     return 0.0 if args.start == "burst" or callers == 1 else sentence_s / callers
 
 
-def greedy_tokens(engine: Any, text: str, tokens: int) -> list[int]:
+def greedy_stream(engine: Any, text: str, tokens: int) -> Any:
+    """A greedy (argmax) sequence of `tokens` audio tokens for `text`, opened in the batch loop."""
+    import torch
+
     from sentiric_tts.engines.base import GenerationParams, Voice
     from sentiric_tts.engines.xtts_batch import SequenceRequest
 
     cond, speaker = engine._conditioning(Voice(engine.default_voice()))
-    import torch
-
     ids = engine._encode(text.strip().lower(), "en")
     params = GenerationParams(extra={"do_sample": 0, "min_new_tokens": tokens, "max_new_tokens": tokens})
-    stream = engine._batch_loop().open(
+    return engine._batch_loop().open(
         SequenceRequest(
             cond,
             torch.tensor([ids], dtype=torch.int32, device=engine.device),
@@ -177,9 +178,22 @@ def greedy_tokens(engine: Any, text: str, tokens: int) -> list[int]:
             engine._sampling(params),
         )
     )
+
+
+def greedy_tokens(engine: Any, text: str, tokens: int) -> list[int]:
+    stream = greedy_stream(engine, text, tokens)
     for _ in stream:
         pass
     return stream.tokens
+
+
+def greedy_tokens_together(engine: Any, texts: tuple[str, ...], tokens: int) -> dict[str, list[int]]:
+    """The same prompts opened at once, so the loop decodes them as one batch."""
+    streams = {text: greedy_stream(engine, text, tokens) for text in texts}
+    for stream in streams.values():
+        for _ in stream:
+            pass
+    return {text: stream.tokens for text, stream in streams.items()}
 
 
 def load(checkpoint: Path, device: str, dtype: str, graphs: bool, max_batch: int) -> Any:
@@ -194,7 +208,7 @@ def engine_rows(args: argparse.Namespace, checkpoint: Path, device: str) -> list
     import torch
 
     rows = []
-    reference: dict[str, list[int]] = {}
+    greedy: dict[tuple[str, bool], dict[str, list[int]]] = {}
     for dtype in args.dtypes:
         if device == "cpu" and dtype != "float32":
             continue  # the engine runs the CPU in float32 only
@@ -224,22 +238,44 @@ def engine_rows(args: argparse.Namespace, checkpoint: Path, device: str) -> list
                     + (f", GPU peak {level['gpu_peak_gib']:.1f} GiB" if "gpu_peak_gib" in level else ""),
                     flush=True,
                 )
-            if (device.startswith("cuda") and not graphs) or device == "cpu":
-                tokens = {text: greedy_tokens(engine, text, 40) for text in AGREEMENT_PROMPTS}
-                if dtype == "float32":
-                    reference = tokens
-                elif reference:
-                    same = sum(tokens[t] == reference[t] for t in AGREEMENT_PROMPTS)
-                    row["greedy_tokens_as_float32"] = f"{same}/{len(AGREEMENT_PROMPTS)}"
-                    print(
-                        f"{label}: greedy tokens equal to float32's on {same}/{len(AGREEMENT_PROMPTS)} prompts"
-                    )
+            solo = {text: greedy_tokens(engine, text, 40) for text in AGREEMENT_PROMPTS}
+            together = greedy_tokens_together(engine, AGREEMENT_PROMPTS, 40)
+            same = sum(together[t] == solo[t] for t in AGREEMENT_PROMPTS)
+            row["greedy_batched_as_alone"] = f"{same}/{len(AGREEMENT_PROMPTS)}"
+            print(
+                f"{label}: greedy tokens decoded together equal those decoded alone on {same}/{len(AGREEMENT_PROMPTS)} prompts"
+            )
+            greedy[(dtype, row["graphs"])] = solo
+            agreement(row, greedy)
             engine.close()
             del engine
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
             rows.append(row)
     return rows
+
+
+def agreement(row: dict[str, Any], greedy: dict[tuple[str, bool], dict[str, list[int]]]) -> None:
+    """A configuration's greedy tokens against float32's without graphs (the reference) and
+    against its own dtype's without graphs (graph replay must change nothing). `engine_rows` runs
+    float32 first and eager before graphs, so both are known when a row is compared."""
+    tokens = greedy[(row["dtype"], row["graphs"])]
+    label = f"{row['dtype']}, graphs {'on' if row['graphs'] else 'off'}"
+    comparisons = {
+        "greedy_graphs_as_eager": (
+            "eager steps'",
+            greedy.get((row["dtype"], False)) if row["graphs"] else None,
+        ),
+        "greedy_tokens_as_float32": (
+            "float32 eager's",
+            greedy.get(("float32", False)) if (row["dtype"], row["graphs"]) != ("float32", False) else None,
+        ),
+    }
+    for key, (name, reference) in comparisons.items():
+        if reference is not None:
+            same = sum(tokens[t] == reference[t] for t in AGREEMENT_PROMPTS)
+            row[key] = f"{same}/{len(AGREEMENT_PROMPTS)}"
+            print(f"{label}: greedy tokens equal to {name} on {same}/{len(AGREEMENT_PROMPTS)} prompts")
 
 
 async def _http_level(
@@ -293,6 +329,7 @@ def http_rows(args: argparse.Namespace, checkpoint: Path, device: str) -> dict[s
             TTS_ENGINE="xtts",
             TTS_XTTS_MODEL_DIR=str(checkpoint),
             TTS_XTTS_DEVICE=device,
+            TTS_XTTS_DTYPE=args.http_dtype,
             TTS_XTTS_MIN_NEW_TOKENS=str(args.tokens),
             TTS_XTTS_MAX_NEW_TOKENS=str(args.tokens),
             TTS_XTTS_MAX_BATCH=str(max(args.concurrency)),
@@ -356,6 +393,12 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--dtypes", default="float32,float16,bfloat16")
+    parser.add_argument(
+        "--http-dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16"],
+        help="the HTTP service's",
+    )
     parser.add_argument("--graphs", default="on,off", help="CUDA graphs: on, off or both (CUDA only)")
     parser.add_argument("--concurrency", default="", help="levels (default: 1,4,16,32 on CUDA, 1,4 on CPU)")
     parser.add_argument(
@@ -387,8 +430,9 @@ def engine_speed(args: argparse.Namespace) -> dict[str, Any]:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtypes = args.dtypes.split(",") if isinstance(args.dtypes, str) else args.dtypes
     graphs = args.graphs.split(",") if isinstance(args.graphs, str) else args.graphs
-    args.dtypes = dtypes
-    args.graphs = [g is True or g == "on" for g in graphs]
+    # float32 first and eager before graphs: the references of `agreement` come first.
+    args.dtypes = sorted(dtypes, key=lambda name: name != "float32")
+    args.graphs = sorted(g is True or g == "on" for g in graphs)
     default_levels = "1,4,16,32" if device == "cuda" else "1,4"
     levels = args.concurrency or default_levels
     args.concurrency = [int(c) for c in levels.split(",")] if isinstance(levels, str) else levels
