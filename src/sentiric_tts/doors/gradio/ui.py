@@ -25,14 +25,10 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
+from sentiric_tts.doors.admission import Caller, admit, identify
 from sentiric_tts.doors.gradio.files import GradioFilesGuard, GradioFolder, claim_process_folder
 from sentiric_tts.engines.base import GenerationParams
-from sentiric_tts.failures import (
-    NOT_READY_MESSAGE,
-    ServiceFailure,
-    Unauthorized,
-    problem,
-)
+from sentiric_tts.failures import NotReady, ServiceFailure, Unauthorized, problem
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import Settings
 from sentiric_tts.synthesis.pipeline import MAX_SPEED, MIN_SPEED
@@ -72,21 +68,15 @@ class GradioDoor:
     def __init__(self, app: FastAPI, gr: ModuleType) -> None:
         self._app = app
         self._gr = gr
-        # Gradio's login remembers only the user name, so the key's identity (the client that
-        # rate limits count against) is kept here, per name: the key last used with that name.
-        self._identities: dict[str, str] = {}
+        # Gradio's login remembers only the user name, so the key it was given is kept here, per
+        # name (the key last used with that name), and presented at each call like a header.
+        self._keys: dict[str, str] = {}
 
     def _refusal(self, message: str) -> Exception:
         """What the page shows in its error toast (and gradio_client raises as AppError): the
         message only; the client caused it, so no traceback in the server log either."""
         error: Exception = self._gr.Error(message, print_exception=False)
         return error
-
-    def _runtime(self) -> Runtime:
-        runtime: Runtime | None = self._app.state.runtime
-        if runtime is None or not runtime.ready:
-            raise self._refusal(NOT_READY_MESSAGE)
-        return runtime
 
     # --- auth ---
 
@@ -96,21 +86,28 @@ class GradioDoor:
         if runtime is None:
             return False
         try:
-            identity = runtime.api_keys.identify(password or None, "gradio-login")
+            identify(runtime, password or None, "gradio-login", DOOR)
         except Unauthorized:
             return False
-        self._identities[username] = identity
+        self._keys[username] = password
         return True
 
-    def _client(self, runtime: Runtime, request: Any) -> str:
-        if not runtime.api_keys.enabled:
-            address = request.client.host if request is not None and request.client else "unknown"
-            return runtime.api_keys.identify(None, address)
-        username = getattr(request, "username", None)
-        identity = self._identities.get(username) if username is not None else None
-        if identity is None:
-            raise self._refusal("Log in again with an API key as the password.")
-        return identity
+    def _caller(self, request: Any, *, work: bool) -> tuple[Runtime, Caller]:
+        """The running service and who calls, through the doors' one admission step: `work`
+        (synthesis) is also refused while the service drains; a listing only before it is ready."""
+        runtime: Runtime | None = self._app.state.runtime
+        address = request.client.host if request is not None and request.client else "unknown"
+        key: str | None = None
+        if runtime is not None and runtime.api_keys.enabled:
+            key = self._keys.get(getattr(request, "username", None) or "")
+            if key is None:
+                raise self._refusal("Log in again with an API key as the password.")
+        try:
+            if runtime is None or (not runtime.ready and not work):
+                raise NotReady()
+            return runtime, (admit if work else identify)(runtime, key, address, DOOR)
+        except ServiceFailure as exc:
+            raise self._refusal(problem(exc).message) from None
 
     # --- catalogue (on page load) ---
 
@@ -119,9 +116,9 @@ class GradioDoor:
         from the running engine (on the event loop, like the HTTP catalogue: the voice library is
         read from one thread)."""
         gr = self._gr
-        runtime = self._runtime()
+        runtime, caller = self._caller(request, work=False)
         pipeline = runtime.pipeline
-        access = runtime.library_access(self._client(runtime, request))
+        access = runtime.library_access(caller.client)
         voices = [(f"{v.name} ({v.kind})", v.id) for v in pipeline.voices(access)]
         languages = [("Voice default", ""), *((lang, lang) for lang in pipeline.languages())]
         can_clone = runtime.engine.supports_cloning
@@ -147,7 +144,7 @@ class GradioDoor:
             params=GenerationParams(speed=self._speed(speed)),
             output_format="wav",
         )
-        return await self._render(synthesis, request)
+        return await self._render(synthesis, *self._caller(request, work=True))
 
     async def clone(
         self,
@@ -157,7 +154,7 @@ class GradioDoor:
         speed: float | None,
         request: Any,
     ) -> tuple[bytes, str]:
-        runtime = self._runtime()
+        runtime, caller = self._caller(request, work=True)
         clips = await anyio.to_thread.run_sync(self._read_clips, runtime, files or ())
         synthesis = SynthesisRequest(
             text=text or "",
@@ -166,7 +163,7 @@ class GradioDoor:
             output_format="wav",
             references=clips,
         )
-        return await self._render(synthesis, request)
+        return await self._render(synthesis, runtime, caller)
 
     def _speed(self, speed: float | None) -> float:
         value = 1.0 if speed is None else speed
@@ -193,12 +190,12 @@ class GradioDoor:
             clips.append((path.name, path.read_bytes()))
         return tuple(clips)
 
-    async def _render(self, synthesis: SynthesisRequest, request: Any) -> tuple[bytes, str]:
-        runtime = self._runtime()
-        client = self._client(runtime, request)
+    async def _render(
+        self, synthesis: SynthesisRequest, runtime: Runtime, caller: Caller
+    ) -> tuple[bytes, str]:
         started = time.perf_counter()
         try:
-            audio = await runtime.open_speech(synthesis, client, door=DOOR)
+            audio = await runtime.open_speech(synthesis, caller.client, door=DOOR)
             try:
                 body = await audio.collect()
             except BaseException:
