@@ -330,7 +330,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
 def choose_engines(args: argparse.Namespace) -> tuple[list[tuple[str, Path | None]], str]:
     """Piper always; XTTS with --xtts-dir, or when the configured model folder holds weights."""
     engines: list[tuple[str, Path | None]] = [("piper", None)]
-    xtts_dir = args.xtts_dir or Settings().model_dir
+    xtts_dir = args.xtts_dir or Settings().paths.xtts_model_dir
     if args.xtts_dir is not None and not weights_present(args.xtts_dir):
         raise SystemExit(f"--xtts-dir {args.xtts_dir}: no XTTS v2 weights there")
     if weights_present(xtts_dir):

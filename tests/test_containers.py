@@ -26,7 +26,8 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from sentiric_tts.settings import Settings
+from sentiric_tts.settings import FLAT_NAMES
+from sentiric_tts.settings.doors import GrpcSettings, ServerSettings
 from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,8 @@ DOCKERFILES = (ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.cpu
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_SCHEMA = ROOT / "tests" / "support" / "compose_spec" / "compose-spec.json"
 SERVICES = ("tts", "tts-cpu")
+DEFAULT_HTTP_PORT = ServerSettings.model_fields["port"].default
+DEFAULT_GRPC_PORT = GrpcSettings.model_fields["port"].default
 TTS_VARIABLE = re.compile(r"\bTTS_[A-Z0-9_]+\b")
 
 
@@ -117,12 +120,11 @@ def test_hadolint_passes(dockerfile: Path) -> None:
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_image_matches_the_settings(dockerfile: Path) -> None:
-    defaults = Settings.model_fields
     runtime = final_stage(parse_dockerfile(dockerfile))
     keywords = [i.keyword for i in runtime]
 
     exposed = {int(p.split("/")[0]) for i in runtime if i.keyword == "EXPOSE" for p in i.arguments.split()}
-    assert exposed == {defaults["port"].default, defaults["grpc_port"].default}
+    assert exposed == {DEFAULT_HTTP_PORT, DEFAULT_GRPC_PORT}
 
     env: dict[str, str] = {}
     for i in runtime:
@@ -140,7 +142,7 @@ def test_image_matches_the_settings(dockerfile: Path) -> None:
         assert uid.isdigit() and int(uid) != 0
 
     probe = " ".join(healthcheck_command(runtime))
-    assert "/health/ready" in probe and "Settings().port" in probe
+    assert "/health/ready" in probe and "Settings().server.port" in probe
     assert exec_form(next(i.arguments for i in runtime if i.keyword == "CMD")) == ["sentiric-tts", "serve"]
 
 
@@ -229,8 +231,7 @@ def test_compose_schema_catches_a_broken_file() -> None:
 
 def test_compose_services_serve_what_the_settings_expect() -> None:
     compose = load_compose()
-    defaults = Settings.model_fields
-    http, grpc = defaults["port"].default, defaults["grpc_port"].default
+    http, grpc = DEFAULT_HTTP_PORT, DEFAULT_GRPC_PORT
     assert set(SERVICES) <= set(compose["services"])
     for name in SERVICES:
         service = compose["services"][name]
@@ -256,7 +257,7 @@ def test_compose_services_serve_what_the_settings_expect() -> None:
 
 
 def test_every_tts_variable_the_container_files_set_is_a_setting() -> None:
-    fields = {f"TTS_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"TTS_{name.upper()}" for name in FLAT_NAMES}
     set_here: dict[str, str] = {}
     for name, service in load_compose()["services"].items():
         for variable in service.get("environment", {}):
@@ -269,7 +270,7 @@ def test_every_tts_variable_the_container_files_set_is_a_setting() -> None:
     set_here = {v: where for v, where in set_here.items() if TTS_VARIABLE.fullmatch(v)}
     assert set_here, "the container files set no TTS_ variable at all: the parsing is broken"
     unknown = {v: where for v, where in set_here.items() if v not in fields}
-    assert unknown == {}, "not settings (see src/sentiric_tts/settings.py)"
+    assert unknown == {}, "not settings (see src/sentiric_tts/settings/)"
 
 
 # --- The health checks against a real server ---
@@ -297,7 +298,7 @@ def test_image_health_check_probes_a_live_server(dockerfile: Path, piper_server:
 
 def test_compose_health_check_probes_a_live_server(piper_server: str, tmp_path: Path) -> None:
     command = load_compose()["services"]["tts"]["healthcheck"]["test"][1:]
-    http = str(Settings.model_fields["port"].default)
+    http = str(DEFAULT_HTTP_PORT)
     port = int(piper_server.rsplit(":", 1)[1])
 
     # The compose probe names the container's fixed port; point it at the test server's.

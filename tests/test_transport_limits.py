@@ -195,7 +195,7 @@ def test_a_huge_header_gets_431_while_the_server_keeps_answering(patient: tuple[
     for sent, response in outcomes:
         status, error = error_of(response)
         assert status == 431 and error["code"] == "headers_too_large"
-        assert f"{settings.max_header_bytes} bytes" in error["message"]
+        assert f"{settings.server.max_header_bytes} bytes" in error["message"]
         assert sent < 50_000_000  # cut at the limit plus what the sockets buffer, not 250 MB
     live(url)
 
@@ -400,10 +400,10 @@ def test_the_longest_valid_json_bodies_are_under_the_limit(quick: str) -> None:
     allows, still fits: the body limit never refuses what the request limits accept."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     filler = "<break time='1ms'/>"
-    ssml = "<speak>Hello." + filler * ((settings.ssml_max_bytes - 30) // len(filler)) + "</speak>"
+    ssml = "<speak>Hello." + filler * ((settings.limits.ssml_max_bytes - 30) // len(filler)) + "</speak>"
     escaped = "".join(f"\\u{ord(char):04x}" for char in ssml)
     body = f'{{"text": "{escaped}", "text_type": "ssml"}}'.encode()
-    assert len(body) > 5 * settings.ssml_max_bytes
+    assert len(body) > 5 * settings.limits.ssml_max_bytes
     response = httpx.post(
         f"{quick}/api/tts/plan", content=body, headers={"content-type": "application/json"}, timeout=60
     )
@@ -440,7 +440,7 @@ def test_huge_grpc_metadata_is_refused_with_a_status_and_others_are_served(patie
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     with grpc.insecure_channel(grpc_target) as channel:
         with pytest.raises(grpc.RpcError) as refused:
-            grpc_health(channel, metadata=(("x-huge", "a" * (settings.max_header_bytes + 1)),))
+            grpc_health(channel, metadata=(("x-huge", "a" * (settings.server.max_header_bytes + 1)),))
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
         assert "metadata" in refused.value.details().lower()  # type: ignore[attr-defined]
         # Over grpc's own default (16 KiB) and under ours: the limit is the service's setting.

@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # After a signal the server has drained and cut already (cli.py); these return at once.
             runtime.begin_shutdown()
-            await runtime.drain(settings.shutdown_grace_seconds)
+            await runtime.drain(settings.server.shutdown_grace_seconds)
             runtime.cut()
             if grpc_door is not None:
                 await grpc_door.stop(CUT_SETTLE_S)  # calls cut above need only send their status
@@ -75,12 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.from_settings(settings))
     app.add_middleware(ShutdownCutMiddleware)
     app.add_middleware(
-        OriginGuard, cors_origins=settings.cors_origin_list, allowed_hosts=AllowedHosts.for_settings(settings)
+        OriginGuard,
+        cors_origins=settings.security.cors_origins,
+        allowed_hosts=AllowedHosts.for_settings(settings),
     )
-    if settings.cors_origin_list:
+    if settings.security.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=list(settings.cors_origin_list),
+            allow_origins=list(settings.security.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=[

@@ -25,7 +25,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.host:
         # The bind address is one of the host names the service answers to (doors/http/origin_guard.py).
-        settings = settings.model_copy(update={"host": args.host})
+        server = settings.server.model_copy(update={"host": args.host})
+        settings = settings.model_copy(update={"server": server})
     app = create_app(settings)
 
     class _DrainingServer(uvicorn.Server):
@@ -55,11 +56,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             return await super().on_tick(counter)
 
         async def _drain_then_exit(self) -> None:
-            deadline = time.monotonic() + settings.shutdown_grace_seconds
+            deadline = time.monotonic() + settings.server.shutdown_grace_seconds
             runtime = app.state.runtime
             if runtime is not None:
                 runtime.begin_shutdown()
-                self._drain = asyncio.ensure_future(runtime.drain(settings.shutdown_grace_seconds))
+                self._drain = asyncio.ensure_future(runtime.drain(settings.server.shutdown_grace_seconds))
                 await asyncio.wait({self._drain})  # done, or cancelled by a second signal
                 runtime.cut()
             # Let the doors tell their clients (error events, statuses) before uvicorn closes
@@ -70,7 +71,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             self.config.timeout_graceful_shutdown = max(1, round(deadline - time.monotonic()))
             self.should_exit = True
 
-    config = uvicorn_config(app, settings, host=args.host or settings.host, port=args.port or settings.port)
+    config = uvicorn_config(
+        app, settings, host=args.host or settings.server.host, port=args.port or settings.server.port
+    )
     server = _DrainingServer(config)
     server.run()
     # uvicorn.run() exits 3 when start-up failed (the lifespan raised); serving directly, so do we.
@@ -139,5 +142,5 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.server.log_level, settings.server.log_json)
     return int(args.handler(settings, args))

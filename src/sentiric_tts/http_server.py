@@ -51,10 +51,10 @@ class ConnectionLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
         return cls(
-            max_head_bytes=settings.max_header_bytes,
+            max_head_bytes=settings.server.max_header_bytes,
             max_headers=MAX_HEADERS,
-            idle_timeout_s=settings.http_idle_timeout_seconds,
-            read_timeout_s=settings.http_read_timeout_seconds,
+            idle_timeout_s=settings.server.idle_timeout_seconds,
+            read_timeout_s=settings.server.read_timeout_seconds,
         )
 
 
@@ -286,7 +286,7 @@ def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpToolsProtocol]
 
 def ws_max_message_bytes(settings: Settings) -> int:
     """Largest WebSocket message taken: a text message can carry at most ws_max_pending_chars."""
-    return json_text_bytes(settings.ws_max_pending_chars) + JSON_FIELDS_BYTES
+    return json_text_bytes(settings.websocket.max_pending_chars) + JSON_FIELDS_BYTES
 
 
 def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
@@ -299,5 +299,5 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicor
         lifespan="on",
         log_config=None,  # keep our own logging set-up
         access_log=False,  # our middleware writes one richer line per request
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+        timeout_graceful_shutdown=max(1, round(settings.server.shutdown_grace_seconds)),
     )

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from sentiric_tts.audio.reference import ReferenceLimits
 from sentiric_tts.callers import ApiKeys, ClientLimits
 from sentiric_tts.engines.base import BatchedEngine, Engine
 from sentiric_tts.engines.selection import load_engine
@@ -20,10 +18,9 @@ from sentiric_tts.failures import RateLimited
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.settings import Settings
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
-from sentiric_tts.synthesis.render import RunawayGuard
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
-from sentiric_tts.synthesis.scheduler import EngineScheduler, WorkerLayout
-from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
+from sentiric_tts.synthesis.scheduler import EngineScheduler
+from sentiric_tts.synthesis.stream import AudioStream
 from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.latent_cache import LatentCache
 from sentiric_tts.voices.library import VoiceLibrary
@@ -56,68 +53,32 @@ class Runtime:
     def build(cls, settings: Settings, load: Callable[[Settings], Engine] = load_engine) -> Runtime:
         """`load` makes each engine instance (tests pass one that returns a fake engine)."""
         started = time.perf_counter()
-        engine = load(settings)
-        # Further instances of the same engine: the first one decided which engine that is.
-        instance_settings = settings.model_copy(update={"engine": engine.name})
-        engines = [engine] + [load(instance_settings) for _ in range(settings.engine_instances - 1)]
+        engines = _engine_instances(settings, load)
+        engine = engines[0]
         scheduler = EngineScheduler(
             engines,
-            max_jobs=settings.max_queued_requests,
-            buffer_chunks=settings.stream_buffer_chunks,
-            retry_after_s=settings.retry_after_seconds,
+            max_jobs=settings.admission.max_queued_requests,
+            buffer_chunks=settings.admission.stream_buffer_chunks,
+            retry_after_s=settings.admission.retry_after_seconds,
             # Audio counts as a job's output; its segment and pause markers do not.
             is_output=lambda item: isinstance(item, np.ndarray),
-            layout=_worker_layout(settings, engine),
+            layout=settings.worker_layout(engine.kind),
         )
-        latent_cache = LatentCache(settings.cache_path / "latents", settings.latent_cache_entries)
+        latent_cache = LatentCache(settings.paths.latents_dir, settings.voices.latent_cache_entries)
         metrics = ServiceMetrics(scheduler, latent_cache)
-        pipeline = SynthesisPipeline(
-            engine,
-            scheduler,
-            default_language=settings.default_language,
-            default_voice=settings.default_voice,
-            max_text_chars=settings.max_text_chars,
-            sample_rates=settings.sample_rates,
-            latent_cache=latent_cache,
-            metrics=metrics,
-            request_timeout_s=settings.request_timeout_seconds,
-            reference_limits=ReferenceLimits(
-                max_files=settings.clone_max_files,
-                max_file_bytes=settings.clone_max_file_bytes,
-                max_seconds=settings.clone_max_seconds,
-                min_speech_seconds=settings.clone_min_speech_seconds,
-            ),
-            post=PostProcessing(
-                normalize_loudness=settings.loudness_normalize,
-                target_lufs=settings.loudness_target_lufs,
-                true_peak_dbtp=settings.true_peak_ceiling_dbtp,
-                sentence_pause_ms=settings.sentence_pause_ms,
-                crossfade_ms=settings.crossfade_ms,
-            ),
-            runaway=RunawayGuard(floor_s=3.0, seconds_per_char=settings.runaway_seconds_per_char),
-            ssml_max_bytes=settings.ssml_max_bytes,
-            first_segment_chars=settings.first_segment_chars,
-            max_audio_seconds=settings.max_audio_seconds,
-            max_pause_seconds=settings.max_pause_seconds,
-        )
+        pipeline = _pipeline(settings, engine, scheduler, latent_cache, metrics)
         # Saved voices: every door reaches them through the pipeline's voice resolution.
-        store = VoiceLibrary(settings.voice_library_path, settings.voice_library_max_voices)
+        store = VoiceLibrary(settings.paths.voice_library_dir, settings.voices.library_max_voices)
         pipeline.library = LibraryVoices(
             store,
             engine,
             scheduler,
             latent_cache,
             pipeline.reference_limits,
-            memory_entries=settings.latent_cache_entries,
+            memory_entries=settings.voices.latent_cache_entries,
         )
-        api_keys = ApiKeys(settings.api_key_list, settings.admin_api_key_list)
-        ownerless = sum(voice.owner is None for voice in store.list())
-        if api_keys.enabled and ownerless:
-            log.info(
-                "%d library voice(s) have no owner (made while the API was open): only admin keys "
-                "(TTS_ADMIN_API_KEYS) see them",
-                ownerless,
-            )
+        api_keys = settings.security.key_set()
+        _log_ownerless_voices(store, api_keys)
         log.info(
             "Engine %s loaded on %s in %.2f s (native rate %d Hz)",
             engine.name,
@@ -133,9 +94,7 @@ class Runtime:
             metrics=metrics,
             engines=engines,
             api_keys=api_keys,
-            limits=ClientLimits(
-                settings.rate_limit_per_minute, settings.rate_limit_burst, settings.max_streams_per_client
-            ),
+            limits=settings.admission.client_limits(),
         )
 
     def admit_client(self, client: str) -> Callable[[], None]:
@@ -184,7 +143,7 @@ class Runtime:
         started = time.perf_counter()
         for engine in self.engines:
             engine.warmup()
-        if self.settings.loudness_normalize:
+        if self.settings.audio.loudness_normalize:
             self.pipeline.calibrate_default_voice()
         self.scheduler.start()
         self.ready = True
@@ -217,28 +176,51 @@ class Runtime:
 
     def stop(self) -> None:
         self.begin_shutdown()
-        self.scheduler.stop(drain_s=self.settings.shutdown_grace_seconds)
+        self.scheduler.stop(drain_s=self.settings.server.shutdown_grace_seconds)
         for engine in self.engines:
             if isinstance(engine, BatchedEngine):
                 engine.close()
 
 
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _engine_instances(settings: Settings, load: Callable[[Settings], Engine]) -> list[Engine]:
+    first = load(settings)
+    # Further instances of the same engine: the first one decided which engine that is.
+    same = settings.model_copy(update={"engines": settings.engines.model_copy(update={"name": first.name})})
+    return [first] + [load(same) for _ in range(settings.engines.instances - 1)]
 
 
-def _worker_layout(settings: Settings, engine: Engine) -> WorkerLayout:
-    """Scheduler threads per engine instance: see EngineScheduler and the settings they come from."""
-    if engine.kind == "batched":
-        # A thread per admitted job: each waits on its own sentence, so a sentence paused for a
-        # reader that does not read never holds the thread that another one needs.
-        return WorkerLayout(stream_workers=settings.max_queued_requests)
-    workers = settings.engine_workers or _usable_cpus()
-    return WorkerLayout(
-        stream_workers=workers,
-        first_audio_workers=workers if settings.first_audio_priority else 0,
-        stream_worker_nice=settings.stream_worker_nice,
-        stream_worker_idle_class=settings.stream_worker_idle_class,
+def _pipeline(
+    settings: Settings,
+    engine: Engine,
+    scheduler: EngineScheduler,
+    latent_cache: LatentCache,
+    metrics: ServiceMetrics,
+) -> SynthesisPipeline:
+    return SynthesisPipeline(
+        engine,
+        scheduler,
+        default_language=settings.engines.default_language,
+        default_voice=settings.engines.default_voice,
+        max_text_chars=settings.limits.max_text_chars,
+        sample_rates=settings.audio.sample_rates,
+        latent_cache=latent_cache,
+        metrics=metrics,
+        request_timeout_s=settings.admission.request_timeout_seconds,
+        reference_limits=settings.voices.reference_limits(),
+        post=settings.audio.post_processing(),
+        runaway=settings.audio.runaway_guard(),
+        ssml_max_bytes=settings.limits.ssml_max_bytes,
+        first_segment_chars=settings.first_audio.segment_chars,
+        max_audio_seconds=settings.limits.max_audio_seconds,
+        max_pause_seconds=settings.limits.max_pause_seconds,
     )
+
+
+def _log_ownerless_voices(store: VoiceLibrary, api_keys: ApiKeys) -> None:
+    ownerless = sum(voice.owner is None for voice in store.list())
+    if api_keys.enabled and ownerless:
+        log.info(
+            "%d library voice(s) have no owner (made while the API was open): only admin keys "
+            "(TTS_ADMIN_API_KEYS) see them",
+            ownerless,
+        )

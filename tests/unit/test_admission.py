@@ -35,7 +35,7 @@ def test_no_new_work_while_draining_or_before_ready(tmp_path: Path) -> None:
         runtime.begin_shutdown()
         with pytest.raises(ShuttingDown) as refused:
             admit(runtime, None, "10.0.0.7", "websocket")
-        assert refused.value.retry_after_s == runtime.settings.retry_after_seconds
+        assert refused.value.retry_after_s == runtime.settings.admission.retry_after_seconds
         assert identify(runtime, None, "10.0.0.7", "http").client == "addr:10.0.0.7"  # listings go on
     with pytest.raises(NotReady):
         admit(None, None, "10.0.0.7", "grpc")  # the runtime is still being built

@@ -55,7 +55,7 @@ def test_a_full_queue_refuses_at_once_and_admits_again_once_there_is_room(tmp_pa
             held = [await open_pcm(runtime, SynthesisRequest(text=text)) for text in texts]
             with pytest.raises(ServiceBusy) as refused:
                 await open_pcm(runtime, SynthesisRequest(text="One too many."))
-            assert refused.value.retry_after_s == runtime.settings.retry_after_seconds
+            assert refused.value.retry_after_s == runtime.settings.admission.retry_after_seconds
             assert refusals(runtime) == 1
             gate.set()
             lengths = await asyncio.gather(*(read_all(audio) for audio in held))

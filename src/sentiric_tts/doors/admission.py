@@ -32,7 +32,7 @@ def admit(runtime: Runtime | None, key: str | None, address: str, door: str) -> 
         raise NotReady()
     caller = identify(runtime, key, address, door)
     if runtime.draining:
-        raise ShuttingDown(SHUTTING_DOWN_MESSAGE, runtime.settings.retry_after_seconds)
+        raise ShuttingDown(SHUTTING_DOWN_MESSAGE, runtime.settings.admission.retry_after_seconds)
     if not runtime.ready:
         raise NotReady()
     return caller

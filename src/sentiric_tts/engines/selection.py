@@ -25,15 +25,17 @@ def _load_piper(settings: Settings) -> Engine:
     from sentiric_tts.engines.piper import PiperEngine, PiperSessions
     from sentiric_tts.engines.piper_graph import ChunkPlan
 
+    piper, first_frames = settings.piper, settings.first_audio.piper_first_frames
+    background_nice, background_idle_class = settings.first_audio.stream_priority()
     sessions = PiperSessions(
-        overlap_threads=settings.piper_threads,
-        lone_threads=settings.piper_lone_call_threads,
-        cpu_arena=settings.piper_cpu_arena,
-        background_nice=settings.stream_worker_nice if settings.first_audio_priority else 0,
-        background_idle_class=settings.stream_worker_idle_class,
-        chunks=ChunkPlan(settings.piper_stream_first_frames) if settings.piper_stream_first_frames else None,
+        overlap_threads=piper.threads,
+        lone_threads=piper.lone_call_threads,
+        cpu_arena=piper.cpu_arena,
+        background_nice=background_nice,
+        background_idle_class=background_idle_class,
+        chunks=ChunkPlan(first_frames) if first_frames else None,
     )
-    return PiperEngine.load(settings.piper_voices_path, settings.piper_duration_noise, sessions)
+    return PiperEngine.load(settings.paths.piper_voices_dir, piper.duration_noise, sessions)
 
 
 def _load_xtts(settings: Settings) -> Engine:
@@ -43,46 +45,48 @@ def _load_xtts(settings: Settings) -> Engine:
         raise EngineUnavailable(
             f"The XTTS engine needs the 'xtts' extra (pip install '.[xtts]'): {exc}"
         ) from exc
+    xtts = settings.xtts
     return XttsEngine.load(
-        settings.model_dir,
-        device=settings.xtts_device,
-        dtype=settings.xtts_dtype,
-        stream_chunk_size=settings.xtts_stream_chunk_size,
-        first_chunk_size=settings.xtts_first_chunk_size,
-        min_new_tokens=settings.xtts_min_new_tokens,
-        max_new_tokens=settings.xtts_max_new_tokens,
-        max_batch=settings.xtts_max_batch,
-        cuda_graphs=settings.xtts_cuda_graphs,
+        settings.paths.xtts_model_dir,
+        device=xtts.device,
+        dtype=xtts.dtype,
+        stream_chunk_size=xtts.stream_chunk_size,
+        first_chunk_size=settings.first_audio.xtts_first_chunk_size,
+        min_new_tokens=xtts.min_new_tokens,
+        max_new_tokens=xtts.max_new_tokens,
+        max_batch=xtts.max_batch,
+        cuda_graphs=xtts.cuda_graphs,
     )
 
 
 def _obtain_weights(settings: Settings) -> str | None:
     """Make the XTTS weights present if allowed; None when they are, else why they are not."""
-    if weights_present(settings.model_dir):
+    model_dir = settings.paths.xtts_model_dir
+    if weights_present(model_dir):
         return None
-    where = settings.model_dir.resolve()
-    if not settings.xtts_allow_download:
+    where = model_dir.resolve()
+    if not settings.xtts.allow_download:
         return (
             f"No XTTS v2 weights in {where} (put {', '.join(XTTS_FILES)} there, or set "
             "TTS_XTTS_ALLOW_DOWNLOAD=true and TTS_XTTS_ACCEPT_CPML=true to download them)"
         )
-    if not settings.xtts_accept_cpml:
+    if not settings.xtts.accept_cpml:
         return (
             f"No XTTS v2 weights in {where}; the download is allowed but needs your agreement to "
             f"the Coqui Public Model License ({CPML_URL}): set TTS_XTTS_ACCEPT_CPML=true"
         )
     try:
-        download_xtts_weights(settings.xtts_download_url, settings.model_dir)
+        download_xtts_weights(settings.xtts.download_url, model_dir)
     except DownloadFailed as exc:
         return f"No XTTS v2 weights in {where} and the download failed ({exc})"
     return None
 
 
 def load_engine(settings: Settings) -> Engine:
-    if settings.engine == "piper":
+    if settings.engines.name == "piper":
         return _load_piper(settings)
     missing = _obtain_weights(settings)
-    if settings.engine == "xtts":
+    if settings.engines.name == "xtts":
         if missing is not None:
             raise EngineUnavailable(f"TTS_ENGINE=xtts but: {missing}. Or set TTS_XTTS_MODEL_DIR.")
         return _load_xtts(settings)

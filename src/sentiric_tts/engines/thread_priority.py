@@ -28,6 +28,16 @@ _MAX_NICE = 19
 T = TypeVar("T")
 
 
+def stream_thread_priority(first_audio_threads: bool, nice: int, idle_class: bool) -> tuple[int, bool]:
+    """How much lower the threads continuing streams really run, and whether in SCHED_IDLE.
+
+    Lowered only beside threads that start requests (first-audio threads): without them, the
+    same threads also start requests, whose first audio must not run at a lower priority.
+    SCHED_IDLE only with a lowered priority."""
+    lowered = nice if first_audio_threads else 0
+    return lowered, idle_class and lowered > 0
+
+
 def lower_current_thread_priority(by: int, idle_class: bool = False) -> bool:
     """Add `by` to this thread's nice value (capped at 19), and with `idle_class` move it to the
     SCHED_IDLE class. True if the priority was lowered.

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sentiric_tts.engines.thread_priority import lower_current_thread_priority
+from sentiric_tts.engines.thread_priority import lower_current_thread_priority, stream_thread_priority
 from sentiric_tts.failures import SHUTTING_DOWN_MESSAGE, ServiceBusy, ShuttingDown, SynthesisFailed
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,18 @@ class WorkerLayout:
 
     @property
     def applied_stream_nice(self) -> int:
-        """The priority lowering the stream workers really get: none without first-audio workers,
-        where they also start requests and must not run those at a low priority."""
-        return self.stream_worker_nice if self.first_audio_workers else 0
+        """The priority lowering the stream workers really get (stream_thread_priority)."""
+        return self._applied_priority[0]
 
     @property
     def applied_idle_class(self) -> bool:
-        return self.stream_worker_idle_class and self.applied_stream_nice > 0
+        return self._applied_priority[1]
+
+    @property
+    def _applied_priority(self) -> tuple[int, bool]:
+        return stream_thread_priority(
+            self.first_audio_workers > 0, self.stream_worker_nice, self.stream_worker_idle_class
+        )
 
 
 @dataclass

@@ -51,7 +51,7 @@ def claim_process_folder(wanted: Path) -> Path:
     global _process_folder
     if _process_folder is None:
         wanted.mkdir(parents=True, exist_ok=True)
-        # Written, never read: our own configuration still comes from settings.py only.
+        # Written, never read: our own configuration still comes from sentiric_tts.settings only.
         os.environ["GRADIO_TEMP_DIR"] = str(wanted)
         _process_folder = wanted
     elif wanted != _process_folder:

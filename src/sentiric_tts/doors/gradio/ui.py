@@ -52,7 +52,7 @@ def import_gradio(files_dir: Path) -> ModuleType | None:
     if importlib.util.find_spec("gradio") is None:
         return None
     # Gradio and huggingface_hub read these at import: no telemetry, no version check over the
-    # network. Written, never read: our own configuration still comes from settings.py only.
+    # network. Written, never read: our own configuration still comes from sentiric_tts.settings only.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     claim_process_folder(files_dir)
@@ -289,19 +289,21 @@ def build_blocks(gr: ModuleType, door: GradioDoor) -> Any:
 
 def mount_gradio(app: FastAPI, settings: Settings) -> None:
     """Mount the interface at /gradio when enabled and installed; otherwise say why in one line."""
-    if not settings.gradio_enabled:
+    if not settings.gradio.enabled:
         log.info("/gradio is off (TTS_GRADIO_ENABLED=false)")
         return
-    gr = import_gradio(settings.gradio_files_path)
+    gr = import_gradio(settings.paths.gradio_files_dir)
     if gr is None:
         log.info("/gradio is off: gradio is not installed (pip install 'sentiric-tts[gradio]')")
         return
     door = GradioDoor(app, gr)
     folder = GradioFolder(
-        claim_process_folder(settings.gradio_files_path), settings.gradio_max_files, settings.gradio_max_bytes
+        claim_process_folder(settings.paths.gradio_files_dir),
+        settings.gradio.max_files,
+        settings.gradio.max_bytes,
     )
     # With API keys set, the interface is no back door: Gradio's login takes a key as password.
-    auth = door.login if settings.api_key_list else None
+    auth = door.login if settings.security.keys_required else None
     gr.mount_gradio_app(
         app,
         build_blocks(gr, door),
@@ -311,7 +313,7 @@ def mount_gradio(app: FastAPI, settings: Settings) -> None:
         auth_message=LOGIN_MESSAGE if auth else None,
         footer_links=["api", "settings"],  # not "gradio": a link off an air-gapped host
         run_history=False,
-        max_file_size=settings.clone_max_file_bytes,
+        max_file_size=settings.voices.clone_max_file_bytes,
         ssr_mode=False,  # SSR would start a Node server beside ours
         mcp_server=False,
         pwa=False,
@@ -319,6 +321,9 @@ def mount_gradio(app: FastAPI, settings: Settings) -> None:
         show_error=False,  # our errors are gr.Error with their message; anything else stays in the log
     )
     app.add_middleware(
-        GradioFilesGuard, folder=folder, api_path=GRADIO_API_PATH, max_upload_files=settings.clone_max_files
+        GradioFilesGuard,
+        folder=folder,
+        api_path=GRADIO_API_PATH,
+        max_upload_files=settings.voices.clone_max_files,
     )
     log.info("Gradio interface at %s/ (files in %s)", GRADIO_PATH, folder.path)

@@ -57,7 +57,7 @@ class GrpcDoor:
     @classmethod
     def configure(cls, settings: Settings) -> GrpcDoor | None:
         """None when gRPC is off; TLS files are read and checked now, before the engine loads."""
-        if not settings.grpc_enabled:
+        if not settings.grpc.enabled:
             return None
         return cls(settings, load_tls(settings))
 
@@ -68,15 +68,18 @@ class GrpcDoor:
                 # grpc binds with SO_REUSEPORT by default: a second server on a taken port would
                 # then share it silently instead of failing.
                 ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+                ("grpc.max_receive_message_length", settings.grpc.max_message_bytes),
                 # A call's metadata is bounded like an HTTP request's head. Soft and hard limit
                 # alike: between the two grpc refuses a random share of calls.
-                ("grpc.max_metadata_size", settings.max_header_bytes),
-                ("grpc.absolute_max_metadata_size", settings.max_header_bytes),
+                ("grpc.max_metadata_size", settings.server.max_header_bytes),
+                ("grpc.absolute_max_metadata_size", settings.server.max_header_bytes),
                 *CONNECTION_OPTIONS,
                 # A connection past its age gets GOAWAY (clients reconnect for their next call);
                 # its calls in flight keep their whole deadline before it is closed.
-                ("grpc.max_connection_age_grace_ms", round(settings.request_timeout_seconds * 1000) + 10_000),
+                (
+                    "grpc.max_connection_age_grace_ms",
+                    round(settings.admission.request_timeout_seconds * 1000) + 10_000,
+                ),
             ]
         )
         pb_grpc.add_TtsCoquiServiceServicer_to_server(TtsCoquiServicer(runtime), server)
@@ -89,7 +92,7 @@ class GrpcDoor:
             ),
             server,
         )
-        address = f"{settings.grpc_host}:{settings.grpc_port}"
+        address = f"{settings.grpc.host}:{settings.grpc.port}"
         try:
             if self._tls is None:
                 self.port = server.add_insecure_port(address)

@@ -56,9 +56,9 @@ def _certificates(setting: str, path: Path, data: bytes) -> list[x509.Certificat
 
 def load_tls(settings: Settings) -> TlsFiles | None:
     """The TLS material the settings name, checked; None when gRPC runs without TLS."""
-    if settings.grpc_tls_cert is None or settings.grpc_tls_key is None:
+    if settings.grpc.tls_cert is None or settings.grpc.tls_key is None:
         return None
-    cert_path, key_path = settings.grpc_tls_cert, settings.grpc_tls_key
+    cert_path, key_path = settings.grpc.tls_cert, settings.grpc.tls_key
     chain = _read("TTS_GRPC_TLS_CERT", cert_path)
     key_data = _read("TTS_GRPC_TLS_KEY", key_path)
     leaf = _certificates("TTS_GRPC_TLS_CERT", cert_path, chain)[0]
@@ -76,8 +76,8 @@ def load_tls(settings: Settings) -> TlsFiles | None:
             f"TTS_GRPC_TLS_KEY={key_path} is not the private key of the certificate in {cert_path}."
         )
     client_ca = None
-    if settings.grpc_tls_client_ca is not None:
-        ca_path = settings.grpc_tls_client_ca
+    if settings.grpc.tls_client_ca is not None:
+        ca_path = settings.grpc.tls_client_ca
         client_ca = _read("TTS_GRPC_TLS_CLIENT_CA", ca_path)
         _certificates("TTS_GRPC_TLS_CLIENT_CA", ca_path, client_ca)
     return TlsFiles(cert_chain=chain, private_key=key_data, client_ca=client_ca)

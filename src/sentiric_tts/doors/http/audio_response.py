@@ -75,7 +75,11 @@ async def respond_with_audio(
         return Response(status_code=499)  # nobody is listening; nginx's "client closed request"
     headers["X-Audio-Duration"] = f"{audio.audio_seconds:.3f}"
     return await whole_file_response(
-        body, audio.content_type, headers, runtime.settings.whole_file_memory_bytes, runtime.settings.data_dir
+        body,
+        audio.content_type,
+        headers,
+        runtime.settings.server.whole_file_memory_bytes,
+        runtime.settings.paths.data_dir,
     )
 
 

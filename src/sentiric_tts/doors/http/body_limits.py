@@ -48,15 +48,15 @@ class BodyLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> BodyLimits:
         # SSML's markup is ASCII: at most 6 bytes per byte once escaped (\u003c for '<').
-        json_bytes = max(json_text_bytes(settings.max_text_chars), 6 * settings.ssml_max_bytes)
+        json_bytes = max(json_text_bytes(settings.limits.max_text_chars), 6 * settings.limits.ssml_max_bytes)
         json_bytes += JSON_FIELDS_BYTES
         return cls(
             json_bytes=json_bytes,
-            upload_bytes=settings.clone_max_files * settings.clone_max_file_bytes + json_bytes,
-            json_rule=f"text up to {settings.max_text_chars} characters or SSML up to "
-            f"{settings.ssml_max_bytes} bytes, with the other fields",
-            upload_rule=f"up to {settings.clone_max_files} reference clips of "
-            f"{settings.clone_max_file_bytes} bytes each, with the form's fields",
+            upload_bytes=settings.voices.clone_max_files * settings.voices.clone_max_file_bytes + json_bytes,
+            json_rule=f"text up to {settings.limits.max_text_chars} characters or SSML up to "
+            f"{settings.limits.ssml_max_bytes} bytes, with the other fields",
+            upload_rule=f"up to {settings.voices.clone_max_files} reference clips of "
+            f"{settings.voices.clone_max_file_bytes} bytes each, with the form's fields",
         )
 
     def for_route(self, scope: Scope) -> tuple[int, str]:

@@ -56,7 +56,7 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
         output_formats=list(pipeline.output_formats),
         sample_rates=list(pipeline.sample_rates),
         max_text_chars=pipeline.max_text_chars,
-        max_queued_requests=settings.max_queued_requests,
+        max_queued_requests=settings.admission.max_queued_requests,
         engine_threads=EngineThreadsOut(
             instances=len(runtime.engines),
             stream_workers=layout.stream_workers,
@@ -78,7 +78,7 @@ async def status(runtime: Runtime = Depends(get_runtime)) -> StatusOut:
         engine=runtime.engine.name,
         device=runtime.engine.device,
         jobs_in_flight=runtime.scheduler.jobs_in_flight,
-        max_queued_requests=runtime.settings.max_queued_requests,
+        max_queued_requests=runtime.settings.admission.max_queued_requests,
         latent_cache=LatentCacheOut(
             entries=cache.entries, hits=cache.hits, misses=cache.misses, disk_hits=cache.disk_hits
         ),

@@ -15,6 +15,6 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
-    if runtime.settings.metrics_require_auth:
+    if runtime.settings.security.metrics_require_auth:
         http_caller(runtime, request)  # raises Unauthorized (401) without a valid key
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -97,10 +97,10 @@ class AllowedHosts:
     @classmethod
     def for_settings(cls, settings: Settings) -> AllowedHosts | None:
         """None when any Host is answered: API keys are set, or TTS_ALLOWED_HOSTS has '*'."""
-        extra = settings.allowed_host_list
-        if settings.api_key_list or "*" in extra:
+        extra = settings.security.allowed_hosts
+        if settings.security.keys_required or "*" in extra:
             return None
-        bind = [] if settings.host in _WILDCARD_BINDS else [settings.host]
+        bind = [] if settings.server.host in _WILDCARD_BINDS else [settings.server.host]
         return cls.of(["localhost", *machine_names(), *bind, *extra])
 
     def allows(self, host: str) -> bool:

@@ -60,7 +60,7 @@ async def tts_clone(
     runtime: Runtime = Depends(get_runtime),
     client: str = Depends(client_identity),
 ) -> Response:
-    clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
+    clips = await read_uploads(files, runtime.settings.voices.clone_max_file_bytes)
     return await respond_with_audio(
         runtime, http, client, form.to_request(references=tuple(clips)), form.stream
     )

@@ -137,7 +137,7 @@ async def create_voice(
     client: str = Depends(client_identity),
 ) -> LibraryVoiceOut:
     library = _library(runtime)
-    clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
+    clips = await read_uploads(files, runtime.settings.voices.clone_max_file_bytes)
     access = runtime.library_access(client)
     voice = await _admitted(
         runtime, client, lambda: library.create(name, language, description, clips, access)
@@ -220,7 +220,7 @@ async def add_samples(
     library = _library(runtime)
     access = runtime.library_access(client)
     _library_voice(runtime, voice_id, "given samples", access)
-    clips = await read_uploads(files, runtime.settings.clone_max_file_bytes)
+    clips = await read_uploads(files, runtime.settings.voices.clone_max_file_bytes)
     voice = await _admitted(runtime, client, lambda: library.add_samples(voice_id, clips, access))
     return _voice_out(library, voice)
 

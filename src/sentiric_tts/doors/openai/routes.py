@@ -56,7 +56,7 @@ def _check_model(model: str) -> None:
 
 def _voice(runtime: Runtime, requested: str, client: str) -> str | None:
     """Our voice for a client's voice name: OpenAI's names go through the configured map."""
-    mapped = runtime.settings.openai_voices.get(requested.strip().lower())
+    mapped = runtime.settings.openai.voices.get(requested.strip().lower())
     if mapped is None:
         return requested  # a built-in speaker or library voice; the pipeline says if unknown
     voices = runtime.pipeline.voices(runtime.library_access(client))
@@ -78,7 +78,7 @@ def _speech_request(runtime: Runtime, body: SpeechBody, client: str) -> Synthesi
         sample_rate=sample_rate,
         ssml=None if body.text_type is None else body.text_type == "ssml",
         volume_gain_db=body.volume_gain_db,
-        detect_language=runtime.settings.detect_language,
+        detect_language=runtime.settings.openai.detect_language,
     )
 
 
@@ -180,7 +180,7 @@ async def audio_voices(
             kind="openai",
             languages=languages,
         )
-        for name, voice in runtime.settings.openai_voices.items()
+        for name, voice in runtime.settings.openai.voices.items()
     ]
     own = [
         AudioVoiceOut(id=info.id, name=info.name, kind=info.kind, languages=list(info.languages))

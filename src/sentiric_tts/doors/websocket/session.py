@@ -201,7 +201,7 @@ class SpeechSession:
             write_access_line(access_log, fields)
 
     async def _read(self, speaker: asyncio.Task[None]) -> None:
-        idle_s = self.runtime.settings.ws_idle_timeout_seconds
+        idle_s = self.runtime.settings.websocket.idle_timeout_seconds
         while not speaker.done():
             receive = asyncio.ensure_future(self.socket.receive())
             done, _ = await asyncio.wait(
@@ -294,7 +294,7 @@ class SpeechSession:
 
     async def _add_text(self, text: str) -> None:
         assert self._buffer is not None
-        limit = self.runtime.settings.ws_max_pending_chars
+        limit = self.runtime.settings.websocket.max_pending_chars
         waiting = self._queued_chars + self._buffer.pending_chars
         if waiting + len(text) > limit:
             await self.send_error(
@@ -415,7 +415,7 @@ class SpeechSession:
         if self._samples and voice.sample_rate:
             # The pause a sentence (or a clause, for a cut made for length) would have in one text.
             pause_s = (
-                self.runtime.settings.sentence_pause_ms / 1000.0
+                self.runtime.settings.audio.sentence_pause_ms / 1000.0
                 if self._previous_ended_sentence
                 else clause_pause_s(voice.message.params.generation_params().speed)
             )
