@@ -19,15 +19,18 @@ from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.failures import RateLimited
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.settings import Settings
+from sentiric_tts.synthesis.catalogue import VoiceCatalogue
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
+from sentiric_tts.synthesis.planning import SynthesisPlanner
 from sentiric_tts.synthesis.render import RunawayGuard
+from sentiric_tts.synthesis.renderer import Renderer
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
 from sentiric_tts.synthesis.scheduler import EngineScheduler, WorkerLayout
 from sentiric_tts.synthesis.stream import AudioStream, PostProcessing
 from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.latent_cache import LatentCache
-from sentiric_tts.voices.library import VoiceLibrary
-from sentiric_tts.voices.library_voices import LibraryVoices
+from sentiric_tts.voices.library_service import LibraryService
+from sentiric_tts.voices.library_store import LibraryStore
 
 log = logging.getLogger(__name__)
 
@@ -71,45 +74,58 @@ class Runtime:
         )
         latent_cache = LatentCache(settings.cache_path / "latents", settings.latent_cache_entries)
         metrics = ServiceMetrics(scheduler, latent_cache)
-        pipeline = SynthesisPipeline(
-            engine,
-            scheduler,
-            default_language=settings.default_language,
-            default_voice=settings.default_voice,
-            max_text_chars=settings.max_text_chars,
-            sample_rates=settings.sample_rates,
-            latent_cache=latent_cache,
-            metrics=metrics,
-            request_timeout_s=settings.request_timeout_seconds,
-            reference_limits=ReferenceLimits(
-                max_files=settings.clone_max_files,
-                max_file_bytes=settings.clone_max_file_bytes,
-                max_seconds=settings.clone_max_seconds,
-                min_speech_seconds=settings.clone_min_speech_seconds,
-            ),
-            post=PostProcessing(
-                normalize_loudness=settings.loudness_normalize,
-                target_lufs=settings.loudness_target_lufs,
-                true_peak_dbtp=settings.true_peak_ceiling_dbtp,
-                sentence_pause_ms=settings.sentence_pause_ms,
-                crossfade_ms=settings.crossfade_ms,
-            ),
-            runaway=RunawayGuard(floor_s=3.0, seconds_per_char=settings.runaway_seconds_per_char),
-            ssml_max_bytes=settings.ssml_max_bytes,
-            first_segment_chars=settings.first_segment_chars,
-            max_audio_seconds=settings.max_audio_seconds,
-            max_pause_seconds=settings.max_pause_seconds,
+        reference_limits = ReferenceLimits(
+            max_files=settings.clone_max_files,
+            max_file_bytes=settings.clone_max_file_bytes,
+            max_seconds=settings.clone_max_seconds,
+            min_speech_seconds=settings.clone_min_speech_seconds,
         )
-        # Saved voices: every door reaches them through the pipeline's voice resolution.
-        store = VoiceLibrary(settings.voice_library_path, settings.voice_library_max_voices)
-        pipeline.library = LibraryVoices(
+        post = PostProcessing(
+            normalize_loudness=settings.loudness_normalize,
+            target_lufs=settings.loudness_target_lufs,
+            true_peak_dbtp=settings.true_peak_ceiling_dbtp,
+            sentence_pause_ms=settings.sentence_pause_ms,
+            crossfade_ms=settings.crossfade_ms,
+        )
+        # Saved voices: every door reaches them through the catalogue's voice resolution.
+        store = LibraryStore(settings.voice_library_path, settings.voice_library_max_voices)
+        library = LibraryService(
             store,
             engine,
             scheduler,
             latent_cache,
-            pipeline.reference_limits,
+            reference_limits,
             memory_entries=settings.latent_cache_entries,
         )
+        catalogue = VoiceCatalogue(
+            engine,
+            scheduler,
+            library,
+            latent_cache,
+            reference_limits,
+            default_language=settings.default_language,
+            default_voice=settings.default_voice,
+        )
+        planner = SynthesisPlanner(
+            engine,
+            catalogue,
+            max_text_chars=settings.max_text_chars,
+            sample_rates=settings.sample_rates,
+            ssml_max_bytes=settings.ssml_max_bytes,
+            sentence_pause_s=post.sentence_pause_ms / 1000.0,
+            first_segment_chars=settings.first_segment_chars,
+            max_audio_seconds=settings.max_audio_seconds,
+            max_pause_seconds=settings.max_pause_seconds,
+        )
+        renderer = Renderer(
+            engine,
+            scheduler,
+            post=post,
+            runaway=RunawayGuard(floor_s=3.0, seconds_per_char=settings.runaway_seconds_per_char),
+            metrics=metrics,
+            request_timeout_s=settings.request_timeout_seconds,
+        )
+        pipeline = SynthesisPipeline(catalogue, planner, renderer)
         api_keys = ApiKeys(settings.api_key_list, settings.admin_api_key_list)
         ownerless = sum(voice.owner is None for voice in store.list())
         if api_keys.enabled and ownerless:

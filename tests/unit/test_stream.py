@@ -242,7 +242,7 @@ def test_runaway_audio_is_cut_at_the_guard(tmp_path: Path) -> None:
     with fake_runtime(tmp_path, FakeEngine(samples_per_char=RATE)) as (runtime, engine):
         plan, audio, finished = asyncio.run(streamed_pcm(runtime, SynthesisRequest(text="Hi there.")))
         (segment,) = plan.segments
-        limit = runtime.pipeline.runaway.max_samples(segment, RATE)
+        limit = runtime.pipeline.renderer.runaway.max_samples(segment, RATE)
         assert limit < engine.expected_samples("Hi there.")
         assert audio.size == limit
         assert finished.outcome == "ok"

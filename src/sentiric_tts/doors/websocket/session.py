@@ -45,7 +45,7 @@ from sentiric_tts.failures import (
 from sentiric_tts.observability.context import request_id_var
 from sentiric_tts.observability.record import write_access_line
 from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.incremental import SentenceBuffer, is_sentence_end
+from sentiric_tts.synthesis.incremental import SentenceBuffer, ends_sentence_ignoring_tags
 from sentiric_tts.synthesis.request import SynthesisRequest
 from sentiric_tts.synthesis.text import clause_pause_s
 
@@ -420,7 +420,7 @@ class SpeechSession:
                 else clause_pause_s(voice.message.params.generation_params().speed)
             )
             await self._send_audio(np.zeros(round(pause_s * voice.sample_rate), np.int16))
-        self._previous_ended_sentence = is_sentence_end(sentence.text)
+        self._previous_ended_sentence = ends_sentence_ignoring_tags(sentence.text)
         began = self.audio_offset
         await self.send_event(
             {
