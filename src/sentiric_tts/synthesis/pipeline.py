@@ -12,6 +12,7 @@ Doors call the pipeline for speech and its catalogue for what may be asked of it
 from __future__ import annotations
 
 from sentiric_tts.synthesis.catalogue import VoiceCatalogue
+from sentiric_tts.synthesis.continuous import ContinuousSpeech
 from sentiric_tts.synthesis.planning import SynthesisPlanner
 from sentiric_tts.synthesis.renderer import Renderer
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
@@ -27,11 +28,6 @@ class SynthesisPipeline:
         self.planner = planner
         self.renderer = renderer
 
-    @property
-    def sentence_pause_s(self) -> float:
-        """The silence between two sentences of one text (and of a continuous stream)."""
-        return self.planner.sentence_pause_s
-
     def plan(self, request: SynthesisRequest) -> SynthesisPlan:
         """Validate a request and cut it into engine segments, without synthesizing; raises
         RequestError."""
@@ -44,6 +40,15 @@ class SynthesisPipeline:
     def open_stream(self, plan: SynthesisPlan, door: str = "http") -> AudioStream:
         """Admit the plan's engine work (raises ServiceBusy when full) and return its stream."""
         return self.renderer.open_stream(plan, door)
+
+    def open_continuous(
+        self, template: SynthesisRequest, *, door: str, max_pending_chars: int | None = None
+    ) -> ContinuousSpeech:
+        """Speech from text that arrives in pieces, as one continuous stream (continuous.py);
+        `template` fixes everything but the text. RequestError when the template is invalid."""
+        return ContinuousSpeech(
+            self.planner, self.renderer, template, door=door, max_pending_chars=max_pending_chars
+        )
 
     async def synthesize(self, request: SynthesisRequest) -> tuple[SynthesisPlan, bytes]:
         """Plan, render and collect a request in one call (CLI, tests, whole-file doors)."""

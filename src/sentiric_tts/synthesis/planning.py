@@ -11,6 +11,7 @@ from sentiric_tts.audio.encoders import OUTPUT_FORMATS
 from sentiric_tts.engines.base import Engine, Voice
 from sentiric_tts.failures import RequestError
 from sentiric_tts.synthesis.catalogue import VoiceCatalogue
+from sentiric_tts.synthesis.incremental import ends_sentence_ignoring_tags
 from sentiric_tts.synthesis.language_id import LanguageDetector
 from sentiric_tts.synthesis.normalize import normalize_text
 from sentiric_tts.synthesis.render import expected_speech_seconds
@@ -51,6 +52,12 @@ def planned_pause_seconds(items: Sequence[PlanItem], sentence_pause_s: float) ->
             total += pending or 0.0
             pending, spoken = None, True
     return total + (pending or 0.0)
+
+
+def _pause_before(after_sentence_end: bool, speed: float) -> float | None:
+    """The silence before a piece of text: None (the sentence pause) after a sentence end, a
+    comma's pause after a cut for length."""
+    return None if after_sentence_end else clause_pause_s(speed)
 
 
 class SynthesisPlanner:
@@ -217,7 +224,7 @@ class SynthesisPlanner:
                 pieces_of_text[:1] = split_first_clause(pieces_of_text[0], first_cut)
             for text in pieces_of_text:
                 ended = previous is None or ends_with_sentence_punctuation(previous)
-                pause = None if ended else clause_pause_s(speed)
+                pause = _pause_before(ended, speed)
                 items.append(Segment(text, piece_language, piece_voice, params, piece.prosody, pause))
                 previous = text
         speech_s, pause_s = self._check_length(items)
@@ -235,6 +242,12 @@ class SynthesisPlanner:
             pause_seconds=pause_s,
             max_audio_seconds=self.max_audio_seconds,
         )
+
+    def pause_after(self, text: str, speed: float) -> float:
+        """Seconds of silence after `text` (SSML tags aside) before the text that follows it,
+        as within one text: for speech made of several requests (continuous.py)."""
+        pause = _pause_before(ends_sentence_ignoring_tags(text), speed)
+        return self.sentence_pause_s if pause is None else pause
 
     async def prepare(self, request: SynthesisRequest) -> SynthesisPlan:
         """`plan`, plus cloning the voice from the request's reference clips when it has any,
