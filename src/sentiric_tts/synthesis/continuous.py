@@ -30,7 +30,7 @@ from types import TracebackType
 import numpy as np
 
 from sentiric_tts.audio.encoders import make_encoder
-from sentiric_tts.failures import RequestError, ServiceFailure, ShuttingDown
+from sentiric_tts.failures import SHUTTING_DOWN_MESSAGE, RequestError, ServiceFailure, ShuttingDown
 from sentiric_tts.synthesis.incremental import SentenceBuffer
 from sentiric_tts.synthesis.planning import SynthesisPlanner
 from sentiric_tts.synthesis.renderer import Renderer
@@ -231,6 +231,7 @@ class ContinuousSpeech:
         self._ending = False
         self._shutting_down = False
         self._cut: Sentence | None = None
+        self._stopped_by: ShuttingDown | None = None
         self._queued_chars = 0
         self._samples = 0  # session audio made, at the session rate (pauses included)
         self._last_text: str | None = None  # the sentence spoken last, for the pause after it
@@ -410,7 +411,10 @@ class ContinuousSpeech:
             self._listener.dropped()
             await self._emit(Cancelled(item.dropped_sentences, item.dropped_chars, self.audio_offset))
         elif isinstance(item, _ShutDown):
-            return Stopped(ShuttingDown(), item.dropped_sentences, self._cut, self.audio_offset)
+            error = self._stopped_by or ShuttingDown(
+                SHUTTING_DOWN_MESSAGE, self._renderer.scheduler.retry_after_s
+            )
+            return Stopped(error, item.dropped_sentences, self._cut, self.audio_offset)
         else:
             tail = self._encoder.finish()
             if tail:
@@ -439,16 +443,16 @@ class ContinuousSpeech:
                 self.first_audio_at = time.perf_counter()
             await self._emit(Audio(data, pcm16.size))
 
-    def _cut_short(self, sentence: Sentence) -> None:
-        self._cut = sentence
+    def _cut_short(self, sentence: Sentence, error: ShuttingDown) -> None:
+        self._cut, self._stopped_by = sentence, error
         self.shut_down()
 
     async def _speak(self, sentence: Sentence) -> None:
         try:
             plan = await self._planner.prepare(self._request(sentence.text))
             stream = self._renderer.open_stream(plan, door=self._door)
-        except ShuttingDown:
-            self._cut_short(sentence)
+        except ShuttingDown as exc:
+            self._cut_short(sentence, exc)
             return
         except ServiceFailure as exc:
             await self._emit(SentenceFailed(sentence.index, sentence.text, exc, began=False))
@@ -470,8 +474,8 @@ class ContinuousSpeech:
             async with contextlib.aclosing(stream.chunks()) as chunks:
                 async for chunk in chunks:
                     await self._send_audio(np.frombuffer(chunk, np.int16))
-        except ShuttingDown:  # cut at the end of the shutdown grace
-            self._cut_short(sentence)
+        except ShuttingDown as exc:  # cut at the end of the shutdown grace
+            self._cut_short(sentence, exc)
             return
         except ServiceFailure as exc:
             await self._emit(SentenceFailed(sentence.index, sentence.text, exc, began=True))
