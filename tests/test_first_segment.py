@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sentiric_tts.doors.websocket.session import ListenerClock
 from sentiric_tts.engines.base import GenerationParams
 from sentiric_tts.runtime import Runtime
+from sentiric_tts.synthesis.continuous import ListenerClock
 from sentiric_tts.synthesis.request import SynthesisRequest
 from sentiric_tts.synthesis.text import CLAUSE_PAUSE_S
 from tests.support.audio import parse_wav, to_16k, word_error_rate

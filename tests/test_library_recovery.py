@@ -27,7 +27,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sentiric_tts.voices.library import VoiceLibrary
 from sentiric_tts.voices.library_records import (
     LATENTS_NAME,
     RECORD_NAME,
@@ -37,6 +36,7 @@ from sentiric_tts.voices.library_records import (
     decode_latents,
     decode_record,
 )
+from sentiric_tts.voices.library_store import LibraryStore
 from tests.support.server import free_port, running_server
 from tests.test_voice_library import Clip, clips, created, error, misses, same_speech, speak  # noqa: F401
 from tests.test_xtts_http import TOKENS, xtts_settings
@@ -55,12 +55,12 @@ LATENTS_OF = {
 CHILD = r"""
 import os, signal, sqlite3, sys
 from pathlib import Path
-from sentiric_tts.voices.library import VoiceLibrary
+from sentiric_tts.voices.library_store import LibraryStore
 from sentiric_tts.voices.library_records import Latents, NewSample
 
 directory, change, kill_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 clip = Path(sys.argv[4]).read_bytes()
-store = VoiceLibrary(directory, max_voices=10)  # the start before the change: not counted
+store = LibraryStore(directory, max_voices=10)  # the start before the change: not counted
 kept = store.list()[0]
 steps = 0
 
@@ -117,7 +117,7 @@ def run_change(directory: Path, change: str, kill_at: int, clip: Path) -> subpro
 
 def base_library(directory: Path, recordings: list[Clip]) -> None:
     """A library of one voice, "Kept", with two real clips and latents tagged for MODEL."""
-    store = VoiceLibrary(directory, max_voices=10)
+    store = LibraryStore(directory, max_voices=10)
     store.create(
         "Kept",
         None,
@@ -127,7 +127,7 @@ def base_library(directory: Path, recordings: list[Clip]) -> None:
     )
 
 
-def library_state(store: VoiceLibrary) -> list[tuple[object, ...]]:
+def library_state(store: LibraryStore) -> list[tuple[object, ...]]:
     """What a client could see of each voice (ids aside: a create draws a new one each run):
     its metadata and a digest of each clip's bytes."""
     return [
@@ -142,7 +142,7 @@ def library_state(store: VoiceLibrary) -> list[tuple[object, ...]]:
     ]
 
 
-def assert_consistent(directory: Path, store: VoiceLibrary) -> None:
+def assert_consistent(directory: Path, store: LibraryStore) -> None:
     """Rows, voice.json, clips and latents agree, and nothing else is left in the folder."""
     voices = {voice.id: voice for voice in store.list()}
     assert {p.name for p in directory.iterdir() if p.is_dir()} == set(voices)
@@ -180,7 +180,7 @@ def test_a_change_killed_at_any_step_leaves_all_of_it_or_none(
 ) -> None:
     base = tmp_path / "base"
     base_library(base, clips)
-    before = library_state(VoiceLibrary(base, max_voices=10))
+    before = library_state(LibraryStore(base, max_voices=10))
 
     done = tmp_path / "done"
     shutil.copytree(base, done)
@@ -188,7 +188,7 @@ def test_a_change_killed_at_any_step_leaves_all_of_it_or_none(
     assert finished.returncode == 0, finished.stderr
     steps = int(finished.stdout)
     assert steps >= 8, f"{change} made only {steps} operations: the hooks did not see them"
-    after = library_state(VoiceLibrary(done, max_voices=10))
+    after = library_state(LibraryStore(done, max_voices=10))
     assert after != before
 
     outcomes = []
@@ -197,11 +197,11 @@ def test_a_change_killed_at_any_step_leaves_all_of_it_or_none(
         shutil.copytree(base, work)
         killed = run_change(work, change, kill_at, clip_file)
         assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr)
-        restarted = VoiceLibrary(work, max_voices=10)
+        restarted = LibraryStore(work, max_voices=10)
         state = library_state(restarted)
         assert state in (before, after), f"killed before step {kill_at} of {change}: {state}"
         assert_consistent(work, restarted)
-        assert not VoiceLibrary(work, max_voices=10).recovery.eventful, "a second start finds it tidy"
+        assert not LibraryStore(work, max_voices=10).recovery.eventful, "a second start finds it tidy"
         outcomes.append("after" if state == after else "before")
         shutil.rmtree(work)
     # Early kills leave nothing of the change; once its commit point has passed, all of it.
@@ -272,7 +272,7 @@ def test_an_older_library_is_upgraded_without_losing_anything(tmp_path: Path) ->
             INSERT INTO samples VALUES ('s_00000000000a', 'v_0123456789ab', 1, 'a.wav', 3.5);
             """
         )
-    store = VoiceLibrary(tmp_path, max_voices=10)
+    store = LibraryStore(tmp_path, max_voices=10)
     [voice] = store.list()
     assert (voice.name, voice.language, voice.description, voice.owner) == (
         "Old Timer",
@@ -294,11 +294,11 @@ def test_an_older_library_is_upgraded_without_losing_anything(tmp_path: Path) ->
         assert "owner" in {row[1] for row in db.execute("PRAGMA table_info(voices)")}
     # The upgraded library takes changes and reopens the same.
     store.update(voice.id, name="Old Timer II")
-    assert [v.name for v in VoiceLibrary(tmp_path, max_voices=10).list()] == ["Old Timer II"]
+    assert [v.name for v in LibraryStore(tmp_path, max_voices=10).list()] == ["Old Timer II"]
 
 
 def test_a_database_damaged_inside_is_found_at_open_and_rebuilt(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=100)
+    store = LibraryStore(tmp_path, max_voices=100)
     for index in range(30):  # rows over several pages
         sample = NewSample(f"clip{index}.wav", b"clip", 1.0)
         store.create(f"Voice {index}", None, "words " * 60, [sample], Latents(MODEL, "digest-kept", b"x"))
@@ -311,7 +311,7 @@ def test_a_database_damaged_inside_is_found_at_open_and_rebuilt(tmp_path: Path) 
     assert len(damaged) >= 4 * 4096
     damaged[2 * 4096 : 3 * 4096] = os.urandom(4096)  # its third page: noise
     database.write_bytes(bytes(damaged))
-    reopened = VoiceLibrary(tmp_path, max_voices=100)
+    reopened = LibraryStore(tmp_path, max_voices=100)
     assert reopened.list() == before
     moved = reopened.recovery.moved_aside
     assert moved is not None and moved.read_bytes() == bytes(damaged)
@@ -319,12 +319,12 @@ def test_a_database_damaged_inside_is_found_at_open_and_rebuilt(tmp_path: Path) 
 
 
 def test_a_lost_voice_json_comes_back_from_its_row(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=10)
+    store = LibraryStore(tmp_path, max_voices=10)
     voice = store.create(
         "Ada", None, "", [NewSample("a.wav", b"A", 1.0)], Latents(MODEL, "digest-kept", b"x")
     )
     (tmp_path / voice.id / RECORD_NAME).write_bytes(b'{"format": 1, "id": "v_trunc')  # damaged
-    reopened = VoiceLibrary(tmp_path, max_voices=10)
+    reopened = LibraryStore(tmp_path, max_voices=10)
     assert reopened.list() == (voice,) and reopened.recovery.records_restored == 1
     assert decode_record((tmp_path / voice.id / RECORD_NAME).read_bytes()) == voice
 

@@ -8,7 +8,7 @@ from sentiric_tts.synthesis.text import (
     SIGN_WEIGHT,
     WIDE_CHAR_WEIGHT,
     clean_text,
-    ends_sentence,
+    ends_with_sentence_punctuation,
     split_first_clause,
     split_for_engine,
     split_sentences,
@@ -128,5 +128,11 @@ def test_a_long_opening_sentence_is_cut_after_its_first_clause() -> None:
 
 
 def test_sentence_ends_are_told_from_clause_cuts() -> None:
-    assert ends_sentence("Done.") and ends_sentence('He said "stop."') and ends_sentence("好。")
-    assert not ends_sentence("the first clause,") and not ends_sentence("no punctuation")
+    assert (
+        ends_with_sentence_punctuation("Done.")
+        and ends_with_sentence_punctuation('He said "stop."')
+        and ends_with_sentence_punctuation("好。")
+    )
+    assert not ends_with_sentence_punctuation("the first clause,") and not ends_with_sentence_punctuation(
+        "no punctuation"
+    )

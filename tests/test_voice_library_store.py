@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sentiric_tts.failures import Failure, RequestError
-from sentiric_tts.voices.library import VoiceLibrary
 from sentiric_tts.voices.library_records import Latents, NewSample
+from sentiric_tts.voices.library_store import LibraryStore
 
 MODEL_A = "fingerprint-a|xtts-cond:len=6"
 MODEL_B = "fingerprint-b|xtts-cond:len=6"
@@ -35,7 +35,7 @@ def voice_folders(root: Path) -> list[str]:
 
 
 def test_create_read_update_delete_and_reopen(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=10)
+    store = LibraryStore(tmp_path, max_voices=10)
     voice = store.create(
         "  Night   Reader ", "en", "calm", [sample("a.wav", b"AAA"), sample("b.mp3", b"BB")], latents()
     )
@@ -52,7 +52,7 @@ def test_create_read_update_delete_and_reopen(tmp_path: Path) -> None:
     assert (renamed.name, renamed.language, renamed.description) == ("Day Reader", None, "calm")
     assert renamed.updated_at >= voice.updated_at
 
-    reopened = VoiceLibrary(tmp_path, max_voices=10)  # a restart reads the same voices back
+    reopened = LibraryStore(tmp_path, max_voices=10)  # a restart reads the same voices back
     assert reopened.list() == (renamed,)
     assert reopened.latents(voice.id, MODEL_A) == b"latents-1"
 
@@ -63,7 +63,7 @@ def test_create_read_update_delete_and_reopen(tmp_path: Path) -> None:
 
 
 def test_names_are_unique_without_regard_to_case_and_checked(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=10)
+    store = LibraryStore(tmp_path, max_voices=10)
     first = store.create("Ada", None, "", [sample()], latents())
     other = store.create("Grace", None, "", [sample()], latents())
     for call in (
@@ -83,7 +83,7 @@ def test_names_are_unique_without_regard_to_case_and_checked(tmp_path: Path) -> 
 
 
 def test_ids_from_outside_never_reach_the_file_system(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path / "voices", max_voices=10)
+    store = LibraryStore(tmp_path / "voices", max_voices=10)
     (tmp_path / "secret").write_text("keep me")
     voice = store.create("Ada", None, "", [sample()], latents())
     for bad_id in ("../secret", "..", "v_../../x", "V_0123456789AB", "v_0123456789abc", "/etc/passwd"):
@@ -96,7 +96,7 @@ def test_ids_from_outside_never_reach_the_file_system(tmp_path: Path) -> None:
 
 
 def test_latents_are_valid_only_for_their_model_and_clips(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=10)
+    store = LibraryStore(tmp_path, max_voices=10)
     voice = store.create("Ada", None, "", [sample()], latents("digest-1", MODEL_A, b"made-by-a"))
     assert store.latents(voice.id, MODEL_A) == b"made-by-a"
     # Another model (new weights, other conditioning settings): the stored latents are stale.
@@ -110,7 +110,7 @@ def test_latents_are_valid_only_for_their_model_and_clips(tmp_path: Path) -> Non
 
 
 def test_samples_are_added_and_removed_but_never_the_last(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=10)
+    store = LibraryStore(tmp_path, max_voices=10)
     voice = store.create("Ada", None, "", [sample("a.wav", b"A")], latents("d-a"))
     grown = store.add_samples(voice.id, [sample("b.wav", b"B"), sample("c.wav", b"C")], latents("d-abc"))
     assert [s.filename for s in grown.samples] == ["a.wav", "b.wav", "c.wav"]
@@ -129,7 +129,7 @@ def test_samples_are_added_and_removed_but_never_the_last(tmp_path: Path) -> Non
 
 
 def test_the_library_has_a_size_limit(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=2)
+    store = LibraryStore(tmp_path, max_voices=2)
     store.create("One", None, "", [sample()], latents())
     store.create("Two", None, "", [sample()], latents())
     error = error_of(lambda: store.create("Three", None, "", [sample()], latents()))
@@ -138,7 +138,7 @@ def test_the_library_has_a_size_limit(tmp_path: Path) -> None:
 
 
 def test_concurrent_creates_with_one_name_make_one_voice(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=100)
+    store = LibraryStore(tmp_path, max_voices=100)
     outcomes: list[str] = []
     start = threading.Barrier(8)
 
@@ -161,7 +161,7 @@ def test_concurrent_creates_with_one_name_make_one_voice(tmp_path: Path) -> None
 
 
 def test_unfinished_folders_are_swept_at_open_and_nothing_else(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=10)
+    store = LibraryStore(tmp_path, max_voices=10)
     kept = store.create("Ada", None, "", [sample()], latents())
     (tmp_path / ".tmp-v_0123456789ab").mkdir()  # a create that crashed before its rename
     (tmp_path / ".del-v_ba9876543210").mkdir()  # a delete that crashed before its removal
@@ -169,7 +169,7 @@ def test_unfinished_folders_are_swept_at_open_and_nothing_else(tmp_path: Path) -
     stranger = tmp_path / "v_00000000abcd"  # no voice.json and no row: kept, never guessed at
     stranger.mkdir()
     (stranger / "s_000000000001.clip").write_bytes(b"someone's clip")
-    reopened = VoiceLibrary(tmp_path, max_voices=10)
+    reopened = LibraryStore(tmp_path, max_voices=10)
     assert voice_folders(tmp_path) == sorted([kept.id, "piper", stranger.name])
     assert (stranger / "s_000000000001.clip").read_bytes() == b"someone's clip"
     assert reopened.recovery.unreadable == [stranger.name] and reopened.recovery.leftovers == 2
@@ -177,7 +177,7 @@ def test_unfinished_folders_are_swept_at_open_and_nothing_else(tmp_path: Path) -
 
 
 def test_rows_and_files_agree_after_a_failed_add(tmp_path: Path) -> None:
-    store = VoiceLibrary(tmp_path, max_voices=10)
+    store = LibraryStore(tmp_path, max_voices=10)
     voice = store.create("Ada", None, "", [sample()], latents())
     store.delete(voice.id)
     error = error_of(lambda: store.add_samples(voice.id, [sample()], latents("d-2")))

@@ -17,14 +17,17 @@ from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.failures import RateLimited
 from sentiric_tts.observability.metrics import ServiceMetrics
 from sentiric_tts.settings import Settings
+from sentiric_tts.synthesis.catalogue import VoiceCatalogue
 from sentiric_tts.synthesis.pipeline import SynthesisPipeline
+from sentiric_tts.synthesis.planning import SynthesisPlanner
+from sentiric_tts.synthesis.renderer import Renderer
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
 from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.synthesis.stream import AudioStream
 from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.latent_cache import LatentCache
-from sentiric_tts.voices.library import VoiceLibrary
-from sentiric_tts.voices.library_voices import LibraryVoices
+from sentiric_tts.voices.library_service import LibraryService
+from sentiric_tts.voices.library_store import LibraryStore
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +69,17 @@ class Runtime:
         )
         latent_cache = LatentCache(settings.paths.latents_dir, settings.voices.latent_cache_entries)
         metrics = ServiceMetrics(scheduler, latent_cache)
-        pipeline = _pipeline(settings, engine, scheduler, latent_cache, metrics)
-        # Saved voices: every door reaches them through the pipeline's voice resolution.
-        store = VoiceLibrary(settings.paths.voice_library_dir, settings.voices.library_max_voices)
-        pipeline.library = LibraryVoices(
+        # Saved voices: every door reaches them through the catalogue's voice resolution.
+        store = LibraryStore(settings.paths.voice_library_dir, settings.voices.library_max_voices)
+        library = LibraryService(
             store,
             engine,
             scheduler,
             latent_cache,
-            pipeline.reference_limits,
+            settings.voices.reference_limits(),
             memory_entries=settings.voices.latent_cache_entries,
         )
+        pipeline = _pipeline(settings, engine, scheduler, library, latent_cache, metrics)
         api_keys = settings.security.key_set()
         _log_ownerless_voices(store, api_keys)
         log.info(
@@ -193,30 +196,43 @@ def _pipeline(
     settings: Settings,
     engine: Engine,
     scheduler: EngineScheduler,
+    library: LibraryService,
     latent_cache: LatentCache,
     metrics: ServiceMetrics,
 ) -> SynthesisPipeline:
-    return SynthesisPipeline(
+    catalogue = VoiceCatalogue(
         engine,
         scheduler,
+        library,
+        latent_cache,
+        library.reference_limits,
         default_language=settings.engines.default_language,
         default_voice=settings.engines.default_voice,
+    )
+    post = settings.audio.post_processing()
+    planner = SynthesisPlanner(
+        engine,
+        catalogue,
         max_text_chars=settings.limits.max_text_chars,
         sample_rates=settings.audio.sample_rates,
-        latent_cache=latent_cache,
-        metrics=metrics,
-        request_timeout_s=settings.admission.request_timeout_seconds,
-        reference_limits=settings.voices.reference_limits(),
-        post=settings.audio.post_processing(),
-        runaway=settings.audio.runaway_guard(),
         ssml_max_bytes=settings.limits.ssml_max_bytes,
+        sentence_pause_s=post.sentence_pause_ms / 1000.0,
         first_segment_chars=settings.first_audio.segment_chars,
         max_audio_seconds=settings.limits.max_audio_seconds,
         max_pause_seconds=settings.limits.max_pause_seconds,
     )
+    renderer = Renderer(
+        engine,
+        scheduler,
+        post=post,
+        runaway=settings.audio.runaway_guard(),
+        metrics=metrics,
+        request_timeout_s=settings.admission.request_timeout_seconds,
+    )
+    return SynthesisPipeline(catalogue, planner, renderer)
 
 
-def _log_ownerless_voices(store: VoiceLibrary, api_keys: ApiKeys) -> None:
+def _log_ownerless_voices(store: LibraryStore, api_keys: ApiKeys) -> None:
     ownerless = sum(voice.owner is None for voice in store.list())
     if api_keys.enabled and ownerless:
         log.info(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from sentiric_tts.synthesis.text import ends_sentence, sentence_ends, split_for_engine
+from sentiric_tts.synthesis.text import ends_with_sentence_punctuation, sentence_ends, split_for_engine
 
 _TAG = re.compile(r"<[^<>]*>")
 _OPEN_TAG = re.compile(r"<\s*([A-Za-z][\w:-]*)[^<>]*?(/?)\s*>")
@@ -96,6 +96,7 @@ class SentenceBuffer:
         return out
 
 
-def is_sentence_end(text: str) -> bool:
-    """Whether a released piece ended a sentence (else it was cut for length)."""
-    return ends_sentence(_TAG.sub("", text).strip())
+def ends_sentence_ignoring_tags(text: str) -> bool:
+    """Whether a released piece, SSML tags removed, ends with sentence punctuation (else it was cut
+    for length)."""
+    return ends_with_sentence_punctuation(_TAG.sub("", text).strip())

@@ -201,6 +201,11 @@ class EngineScheduler:
     # --- state ---
 
     @property
+    def retry_after_s(self) -> int:
+        """What a refused client is told to wait before it retries."""
+        return self._retry_after_s
+
+    @property
     def jobs_in_flight(self) -> int:
         with self._cond:
             return len(self._jobs)

@@ -96,6 +96,18 @@ class _SegmentVoice:
         return self._shifter.flush() * self._gain
 
 
+def _gap_before(
+    segment: Segment, breaks: float | None, after_segment: bool, sentence_pause_s: float
+) -> float:
+    """Seconds of silence before a segment: the breaks there, else (after another segment) its
+    own pause, else the sentence pause."""
+    if breaks is not None:
+        return breaks
+    if not after_segment:
+        return 0.0
+    return sentence_pause_s if segment.pause_before_s is None else segment.pause_before_s
+
+
 class AudioStream:
     """One response's audio: encoded bytes as they are made, or collected into one file."""
 
@@ -181,13 +193,19 @@ class AudioStream:
     # --- stage 1: segments joined into one signal at the engine rate ---
 
     async def _joined(self) -> AsyncIterator[tuple[np.ndarray, bool]]:
-        """(audio, first segment just ended) pieces; cancelling the iteration stops the engine."""
+        """(audio, first segment just ended) pieces; cancelling the iteration stops the engine.
+
+        Muted text is silence exactly as long as the same text spoken: its own length and the
+        pauses before and after it, as `planned_pause_seconds` counts them."""
         rate = self._rate
+        sentence_pause_s = self._post.sentence_pause_ms / 1000.0
         joiner = SegmentJoiner(rate, self._post.crossfade_ms, self._post.sentence_pause_ms, keep_ms=5.0)
         emitted = 0
-        pending_pause: float | None = None  # seconds of explicit silence before the next segment
+        breaks: float | None = None  # explicit silence (SSML breaks) since the last segment
+        owed = 0.0  # seconds of muted text, with the pauses before it, not yet emitted
         segment: _SegmentVoice | None = None
         muted_samples = 0
+        segments_started = 0
         segments_done = 0
         try:
             while True:
@@ -207,30 +225,34 @@ class AudioStream:
                     prosody = item.segment.prosody
                     segment = _SegmentVoice(rate, prosody.pitch_semitones, prosody.volume_db)
                     muted_samples = 0
-                    if not segment.muted:
-                        if not joiner.boundaries and pending_pause:
-                            # Silence before the first spoken segment: the joiner never pauses there.
-                            out = np.zeros(round(pending_pause * rate), np.float32)
-                            pending_pause = None
-                        if pending_pause is None:
-                            pending_pause = item.segment.pause_before_s
-                        pause_ms = None if pending_pause is None else pending_pause * 1000.0
-                        out = np.concatenate([out, joiner.begin_segment(pause_ms)])
-                        pending_pause = None
+                    gap = _gap_before(item.segment, breaks, segments_started > 0, sentence_pause_s)
+                    breaks = None
+                    segments_started += 1
+                    if segment.muted:
+                        owed += gap
+                    elif not joiner.boundaries:
+                        # Silence before the first spoken segment: the joiner never pauses there.
+                        out = np.concatenate(
+                            [np.zeros(round((owed + gap) * rate), np.float32), joiner.begin_segment()]
+                        )
+                        owed = 0.0
+                    else:
+                        out = joiner.begin_segment((owed + gap) * 1000.0)
+                        owed = 0.0
                 elif item is SEGMENT_END:
                     assert segment is not None
                     if segment.muted:
-                        pending_pause = (pending_pause or 0.0) + muted_samples / rate
+                        owed += muted_samples / rate
                     else:
                         out = np.concatenate([joiner.process(segment.flush()), joiner.end_segment()])
                     segments_done += 1
                     first_done = segments_done == 1
                     segment = None
                 elif isinstance(item, Pause):
-                    pending_pause = (pending_pause or 0.0) + item.seconds
+                    breaks = (breaks or 0.0) + item.seconds
                 elif isinstance(item, Mark):
                     # After the silence still to come before the next segment (a break, muted text).
-                    waiting = round((pending_pause or 0.0) * rate)
+                    waiting = round((owed + (breaks or 0.0)) * rate)
                     self.marks.append((item.name, (emitted + waiting) / rate))
                 elif item is BUDGET_SPENT:
                     raise AudioLimitReached(self.plan.max_audio_seconds or 0.0)
@@ -238,8 +260,9 @@ class AudioStream:
                 if out.size or first_done:
                     yield out, first_done
             out = joiner.flush()
-            if pending_pause:
-                out = np.concatenate([out, np.zeros(round(pending_pause * rate), np.float32)])
+            tail_s = owed + (breaks or 0.0)
+            if tail_s:
+                out = np.concatenate([out, np.zeros(round(tail_s * rate), np.float32)])
             yield out, False
         finally:
             self._job.cancel()

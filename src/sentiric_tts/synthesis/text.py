@@ -205,8 +205,8 @@ def split_for_engine(text: str, max_chars: int) -> list[str]:
 _SENTENCE_FINAL = re.compile(r"""[.!?…。！？]["'”’)\]]*$""")
 
 
-def ends_sentence(text: str) -> bool:
-    """Whether `text` ends with sentence punctuation (else it was cut at a clause or a word)."""
+def ends_with_sentence_punctuation(text: str) -> bool:
+    """Whether plain `text` ends with sentence punctuation (else it was cut at a clause or a word)."""
     return bool(_SENTENCE_FINAL.search(text))
 
 

@@ -31,7 +31,7 @@ from sentiric_tts.engines.base import GenerationParams
 from sentiric_tts.failures import NotReady, ServiceFailure, Unauthorized, problem
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import Settings
-from sentiric_tts.synthesis.pipeline import MAX_SPEED, MIN_SPEED
+from sentiric_tts.synthesis.planning import MAX_SPEED, MIN_SPEED
 from sentiric_tts.synthesis.request import SynthesisPlan, SynthesisRequest
 
 log = logging.getLogger(__name__)
@@ -117,14 +117,14 @@ class GradioDoor:
         read from one thread)."""
         gr = self._gr
         runtime, caller = self._caller(request, work=False)
-        pipeline = runtime.pipeline
+        catalogue = runtime.pipeline.catalogue
         access = runtime.library_access(caller.client)
-        voices = [(f"{v.name} ({v.kind})", v.id) for v in pipeline.voices(access)]
-        languages = [("Voice default", ""), *((lang, lang) for lang in pipeline.languages())]
+        voices = [(f"{v.name} ({v.kind})", v.id) for v in catalogue.voices(access)]
+        languages = [("Voice default", ""), *((lang, lang) for lang in catalogue.languages())]
         can_clone = runtime.engine.supports_cloning
         engine = runtime.engine
         return (
-            gr.update(choices=voices, value=pipeline.default_voice),
+            gr.update(choices=voices, value=catalogue.default_voice),
             gr.update(choices=languages, value=""),
             gr.update(choices=languages, value=""),
             gr.update(value=CLONE_NEEDS_XTTS.format(engine=engine.name), visible=not can_clone),
@@ -176,7 +176,7 @@ class GradioDoor:
         return float(value)
 
     def _read_clips(self, runtime: Runtime, files: Sequence[str]) -> tuple[tuple[str, bytes], ...]:
-        limits = runtime.pipeline.reference_limits
+        limits = runtime.pipeline.catalogue.reference_limits
         if not files:
             raise self._refusal(f"Upload 1 to {limits.max_files} reference clips of the voice to clone.")
         clips: list[tuple[str, bytes]] = []

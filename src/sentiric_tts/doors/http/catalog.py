@@ -24,26 +24,27 @@ router = APIRouter(prefix="/api", tags=["catalogue"], dependencies=[Depends(clie
 async def speakers(
     runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
 ) -> SpeakersOut:
-    pipeline = runtime.pipeline
+    catalogue = runtime.pipeline.catalogue
     return SpeakersOut(
-        default=pipeline.default_voice,
+        default=catalogue.default_voice,
         voices=[
             VoiceOut(
                 id=v.id, name=v.name, kind=v.kind, languages=list(v.languages), description=v.description
             )
-            for v in pipeline.voices(runtime.library_access(client))
+            for v in catalogue.voices(runtime.library_access(client))
         ],
     )
 
 
 @router.get("/languages", response_model=LanguagesOut, summary="Languages this engine speaks")
 async def languages(runtime: Runtime = Depends(get_runtime)) -> LanguagesOut:
-    return LanguagesOut(default=runtime.pipeline.default_language, languages=runtime.pipeline.languages())
+    catalogue = runtime.pipeline.catalogue
+    return LanguagesOut(default=catalogue.default_language, languages=catalogue.languages())
 
 
 @router.get("/config", response_model=ConfigOut, summary="Engine, defaults and limits")
 async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
-    engine, pipeline, settings = runtime.engine, runtime.pipeline, runtime.settings
+    catalogue, planner, settings = runtime.pipeline.catalogue, runtime.pipeline.planner, runtime.settings
     layout = runtime.scheduler.layout
     engine = runtime.engine
     return ConfigOut(
@@ -51,11 +52,11 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
         device=engine.device,
         native_sample_rate=engine.sample_rate,
         supports_cloning=engine.supports_cloning,
-        default_language=pipeline.default_language,
-        default_voice=pipeline.default_voice,
-        output_formats=list(pipeline.output_formats),
-        sample_rates=list(pipeline.sample_rates),
-        max_text_chars=pipeline.max_text_chars,
+        default_language=catalogue.default_language,
+        default_voice=catalogue.default_voice,
+        output_formats=list(planner.output_formats),
+        sample_rates=list(planner.sample_rates),
+        max_text_chars=planner.max_text_chars,
         max_queued_requests=settings.admission.max_queued_requests,
         engine_threads=EngineThreadsOut(
             instances=len(runtime.engines),
@@ -72,7 +73,7 @@ async def config(runtime: Runtime = Depends(get_runtime)) -> ConfigOut:
 
 @router.get("/status", response_model=StatusOut, summary="Live state: readiness and queue depth")
 async def status(runtime: Runtime = Depends(get_runtime)) -> StatusOut:
-    cache = runtime.pipeline.latent_cache
+    cache = runtime.pipeline.catalogue.latent_cache
     return StatusOut(
         ready=runtime.ready,
         engine=runtime.engine.name,

@@ -27,9 +27,9 @@ from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import LONGEST_REFERENCE_SECONDS
 from sentiric_tts.voices.access import LibraryAccess
-from sentiric_tts.voices.library import voice_not_found
 from sentiric_tts.voices.library_records import VOICE_ID, LibraryVoice
-from sentiric_tts.voices.library_voices import LibraryVoices
+from sentiric_tts.voices.library_service import LibraryService
+from sentiric_tts.voices.library_store import voice_not_found
 
 router = APIRouter(prefix="/api", tags=["voices"], dependencies=[Depends(client_identity)])
 
@@ -51,13 +51,11 @@ _TOO_LARGE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _library(runtime: Runtime) -> LibraryVoices:
-    library = runtime.pipeline.library
-    assert library is not None  # the runtime always builds one
-    return library
+def _library(runtime: Runtime) -> LibraryService:
+    return runtime.pipeline.catalogue.library
 
 
-def _voice_out(library: LibraryVoices, voice: LibraryVoice) -> LibraryVoiceOut:
+def _voice_out(library: LibraryService, voice: LibraryVoice) -> LibraryVoiceOut:
     return LibraryVoiceOut(
         id=voice.id,
         name=voice.name,
@@ -118,7 +116,7 @@ async def list_voices(
     library = _library(runtime)
     engine_voices: list[VoiceOut | LibraryVoiceOut] = [_engine_voice_out(v) for v in runtime.engine.voices()]
     saved = [_voice_out(library, voice) for voice in library.visible(runtime.library_access(client))]
-    return VoicesOut(default=runtime.pipeline.default_voice, voices=engine_voices + saved)
+    return VoicesOut(default=runtime.pipeline.catalogue.default_voice, voices=engine_voices + saved)
 
 
 @router.post(

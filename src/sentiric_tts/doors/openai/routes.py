@@ -59,7 +59,7 @@ def _voice(runtime: Runtime, requested: str, client: str) -> str | None:
     mapped = runtime.settings.openai.voices.get(requested.strip().lower())
     if mapped is None:
         return requested  # a built-in speaker or library voice; the pipeline says if unknown
-    voices = runtime.pipeline.voices(runtime.library_access(client))
+    voices = runtime.pipeline.catalogue.voices(runtime.library_access(client))
     known = {name for info in voices for name in (info.id, info.name)}
     return mapped if mapped in known else None  # None: the default voice
 
@@ -169,10 +169,11 @@ async def audio_voices(
     runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
 ) -> AudioVoicesOut:
     """OpenAI's names (with the voice each speaks with here), then every voice the caller may use."""
-    voices = runtime.pipeline.voices(runtime.library_access(client))
+    catalogue = runtime.pipeline.catalogue
+    voices = catalogue.voices(runtime.library_access(client))
     known = {name for info in voices for name in (info.id, info.name)}
-    languages = runtime.pipeline.languages()
-    default = runtime.pipeline.default_voice
+    languages = catalogue.languages()
+    default = catalogue.default_voice
     aliases = [
         AudioVoiceOut(
             id=name,

@@ -1,14 +1,12 @@
-"""One /ws/tts session: text arrives in pieces, speech leaves sentence by sentence.
+"""One /ws/tts session: the WebSocket protocol over a ContinuousSpeech (synthesis/continuous.py).
 
-Two tasks share the socket. The reader takes the client's messages: text goes into a
-SentenceBuffer, and each sentence it completes joins the speaker's queue at once. The speaker
-synthesizes the queue in order through the one pipeline (each sentence is a request of the
-session's client, admitted like any other) and sends binary audio frames plus JSON events.
-Every sentence is rendered as PCM at the session's rate and encoded by one encoder for the
-whole session, so the frames form one continuous stream in any format.
+Two tasks share the socket. The reader takes the client's messages (start, text, flush, cancel,
+close) and hands them to the session's ContinuousSpeech, which speaks each sentence as soon as it
+is complete, as one continuous stream in the format the start message chose. The writer sends
+what the speech makes as it comes: binary audio frames and JSON events.
 
-Backpressure: the speaker awaits each send, so a client that does not read stops its speaker,
-whose unread chunks then stop the engine job (the scheduler's bounded buffer).
+Backpressure: the writer awaits each send and the speech waits on the writer, so a client that
+does not read stops its speech, whose unread chunks then stop the engine job.
 """
 
 from __future__ import annotations
@@ -18,13 +16,10 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from sentiric_tts.audio.encoders import make_encoder
 from sentiric_tts.doors.websocket.messages import (
     BadMessage,
     ControlMessage,
@@ -32,87 +27,32 @@ from sentiric_tts.doors.websocket.messages import (
     TextMessage,
     parse_message,
 )
-from sentiric_tts.failures import (
-    DeadlineExceeded,
-    Problem,
-    RateLimited,
-    RequestError,
-    ServiceBusy,
-    ShuttingDown,
-    SynthesisFailed,
-    problem,
-)
+from sentiric_tts.failures import Problem, RateLimited, RequestError, problem
 from sentiric_tts.observability.context import request_id_var
 from sentiric_tts.observability.record import write_access_line
 from sentiric_tts.runtime import Runtime
-from sentiric_tts.synthesis.incremental import SentenceBuffer, is_sentence_end
+from sentiric_tts.synthesis.continuous import (
+    Audio,
+    Cancelled,
+    ContinuousSpeech,
+    Finished,
+    Flushed,
+    MarkReached,
+    SentenceFailed,
+    SentenceFinished,
+    SentenceStarted,
+    SpeechEnd,
+    SpeechEvent,
+    Stopped,
+)
 from sentiric_tts.synthesis.request import SynthesisRequest
-from sentiric_tts.synthesis.text import clause_pause_s
 
 access_log = logging.getLogger("sentiric_tts.access")
-
-
-@dataclass(frozen=True)
-class _Sentence:
-    index: int
-    text: str
-
-
-@dataclass(frozen=True)
-class _Flushed:
-    pass
-
-
-@dataclass(frozen=True)
-class _Cancelled:
-    dropped_sentences: int
-    dropped_chars: int
-
-
-@dataclass(frozen=True)
-class _Close:
-    pass
-
-
-@dataclass(frozen=True)
-class _ShutDown:
-    dropped_sentences: int
-
-
-_QueueItem = _Sentence | _Flushed | _Cancelled | _Close | _ShutDown
 
 SESSION_CUT_MESSAGE = (
     "The service is shutting down; reconnect (to another instance) and send again what was not spoken."
 )
 SHUTTING_DOWN_CLOSE = 1012  # "service restart": clients may reconnect at once
-
-
-@dataclass
-class _Voice:
-    """What the start message fixed for the whole session."""
-
-    message: StartMessage
-    sample_rate: int
-    voice_id: str
-    language: str
-
-
-class ListenerClock:
-    """When a listener that plays audio in real time as it arrives will have played all of it:
-    until then, a new sentence's first audio is not awaited by anyone."""
-
-    def __init__(self) -> None:
-        self._played_out_at = 0.0
-
-    def sent(self, seconds: float, now: float) -> None:
-        self._played_out_at = max(now, self._played_out_at) + seconds
-
-    def dropped(self) -> None:
-        """The listener dropped what it had not played (a cancel)."""
-        self._played_out_at = 0.0
-
-    def waiting(self, now: float) -> bool:
-        return now >= self._played_out_at
 
 
 class SpeechSession:
@@ -121,23 +61,14 @@ class SpeechSession:
         self.socket = socket
         self.client = client
         self._send_lock = asyncio.Lock()
-        self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
-        self._voice: _Voice | None = None
-        self._buffer: SentenceBuffer | None = None
-        self._encoder: Any = None
+        self._speech: ContinuousSpeech | None = None
+        # Set once the writer has something to write: the speech started, or the service is
+        # shutting down before it did.
+        self._writable = asyncio.Event()
         self._release_slot: Any = None
-        self._current: asyncio.Task[None] | None = None
         self._closing = False
         self._shutting_down = False
-        self._cut: _Sentence | None = None  # the sentence a shutdown cut short, if any
-        self._sentences = 0
-        self._samples = 0  # audio sent, in samples at the session rate (pauses included)
-        self._queued_chars = 0
-        self._previous_ended_sentence = True
-        self._listener = ListenerClock()
         self.started_at = time.perf_counter()
-        self.first_audio_at: float | None = None
-        self.characters = 0
 
     # --- sending ---
 
@@ -158,54 +89,54 @@ class SpeechSession:
             fields["retry_after"] = told.retry_after_s
         await self.send_error(told.code, told.message, **fields)
 
-    async def _send_audio(self, pcm16: np.ndarray) -> None:
-        data = self._encoder.encode(pcm16)
-        self._samples += pcm16.size
-        if self._voice is not None:
-            self._listener.sent(pcm16.size / self._voice.sample_rate, time.monotonic())
-        if data:
-            if self.first_audio_at is None:
-                self.first_audio_at = time.perf_counter()
-            async with self._send_lock:
-                await self.socket.send_bytes(data)
+    async def _send_bytes(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self.socket.send_bytes(data)
 
     @property
     def audio_offset(self) -> float:
-        return round(self._samples / self._voice.sample_rate, 4) if self._voice else 0.0
+        return self._speech.audio_offset if self._speech is not None else 0.0
 
     # --- the session ---
 
     async def run(self) -> None:
-        speaker = asyncio.create_task(self._speak_queue())
+        writer = asyncio.create_task(self._write())
         try:
-            await self._read(speaker)
+            await self._read(writer)
         finally:
-            if not speaker.done():
+            if not writer.done():
                 if not self._closing:
-                    speaker.cancel()
+                    writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await speaker
+                    await writer
+            if self._speech is not None:
+                await self._speech.aclose()
             if self._release_slot is not None:
                 self._release_slot()
-            ttfa = None if self.first_audio_at is None else self.first_audio_at - self.started_at
-            fields = {
-                "request_id": request_id_var.get(),
-                "door": "websocket",
-                "route": "/ws/tts",
-                "sentences": self._sentences,
-                "chars": self.characters,
-                "audio_s": self.audio_offset,
-                "ttfa_ms": None if ttfa is None else round(ttfa * 1000),
-                "ms": round((time.perf_counter() - self.started_at) * 1000),
-            }
-            write_access_line(access_log, fields)
+            self._log()
 
-    async def _read(self, speaker: asyncio.Task[None]) -> None:
+    def _log(self) -> None:
+        speech = self._speech
+        first_audio_at = speech.first_audio_at if speech is not None else None
+        ttfa = None if first_audio_at is None else first_audio_at - self.started_at
+        fields = {
+            "request_id": request_id_var.get(),
+            "door": "websocket",
+            "route": "/ws/tts",
+            "sentences": speech.sentences if speech is not None else 0,
+            "chars": speech.characters if speech is not None else 0,
+            "audio_s": self.audio_offset,
+            "ttfa_ms": None if ttfa is None else round(ttfa * 1000),
+            "ms": round((time.perf_counter() - self.started_at) * 1000),
+        }
+        write_access_line(access_log, fields)
+
+    async def _read(self, writer: asyncio.Task[None]) -> None:
         idle_s = self.runtime.settings.websocket.idle_timeout_seconds
-        while not speaker.done():
+        while not writer.done():
             receive = asyncio.ensure_future(self.socket.receive())
             done, _ = await asyncio.wait(
-                {receive, speaker}, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED
+                {receive, writer}, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED
             )
             if receive not in done:
                 receive.cancel()
@@ -234,7 +165,8 @@ class SpeechSession:
         if isinstance(message, StartMessage):
             await self._start(message)
             return
-        if self._voice is None or self._buffer is None:
+        speech = self._speech
+        if speech is None:
             await self.send_error(
                 "not_started", "Send a 'start' message first (voice, language, format, ...)."
             )
@@ -243,27 +175,42 @@ class SpeechSession:
             await self.send_error("closing", "The session is closing: no more text is taken after 'close'.")
             return
         if isinstance(message, TextMessage):
-            await self._add_text(message.text)
+            try:
+                await speech.add_text(message.text)
+            except RequestError as exc:  # text_buffer_full
+                told = problem(exc)
+                await self.send_error(told.code, told.message, param=told.param)
         elif isinstance(message, ControlMessage) and message.type == "cancel":
-            self._cancel()
-        elif isinstance(message, ControlMessage):  # flush or close
-            self._enqueue_sentences(self._buffer.flush())
-            if message.type == "close":
-                self._closing = True
-                self._queue.put_nowait(_Close())
-            else:
-                self._queue.put_nowait(_Flushed())
+            await speech.cancel()
+        elif isinstance(message, ControlMessage) and message.type == "close":
+            self._closing = True
+            await speech.end()
+        else:
+            await speech.flush()
 
     async def _start(self, message: StartMessage) -> None:
-        if self._voice is not None:
+        if self._speech is not None:
             await self.send_error(
                 "already_started", "The session has started; open a new socket for other settings."
             )
             return
-        request = self._request("Hello.", message, output_format=message.format)
+        template = SynthesisRequest(
+            text="",
+            language=message.language,
+            voice=message.voice,
+            params=message.params.generation_params(),
+            output_format=message.format,
+            sample_rate=message.sample_rate,
+            ssml=message.text_type == "ssml",
+            volume_gain_db=message.volume_gain_db,
+        )
         try:
-            plan = self.runtime.plan(request, self.client)  # checks voice, language, format and rate now
-            encoder = make_encoder(plan.output_format, plan.sample_rate)
+            # Checks voice, language, format and rate now.
+            speech = self.runtime.pipeline.open_continuous(
+                self.runtime.for_client(template, self.client),
+                door="websocket",
+                max_pending_chars=self.runtime.settings.websocket.max_pending_chars,
+            )
         except RequestError as exc:
             await self.send_problem(problem(exc))
             return
@@ -273,64 +220,20 @@ class SpeechSession:
             await self.send_problem(problem(exc))
             await self.socket.close(1013)
             return
-        self._voice = _Voice(message, plan.sample_rate, plan.voice_id, plan.language)
-        self._encoder = encoder
-        engine_limit = self.runtime.engine.max_segment_chars(plan.language)
-        self._buffer = SentenceBuffer(engine_limit, ssml=message.text_type == "ssml")
+        if self._shutting_down:
+            return  # the writer says so and closes
+        self._speech = speech
         await self.send_event(
             {
                 "type": "started",
-                "format": plan.output_format,
-                "content_type": encoder.content_type,
-                "sample_rate": plan.sample_rate,
-                "voice": plan.voice_id,
-                "language": plan.language,
+                "format": speech.output_format,
+                "content_type": speech.content_type,
+                "sample_rate": speech.sample_rate,
+                "voice": speech.voice_id,
+                "language": speech.language,
             }
         )
-        header = encoder.header()
-        if header:
-            async with self._send_lock:
-                await self.socket.send_bytes(header)
-
-    async def _add_text(self, text: str) -> None:
-        assert self._buffer is not None
-        limit = self.runtime.settings.websocket.max_pending_chars
-        waiting = self._queued_chars + self._buffer.pending_chars
-        if waiting + len(text) > limit:
-            await self.send_error(
-                "text_buffer_full",
-                f"{waiting} characters are waiting to be spoken; the limit is {limit}. This text "
-                f"({len(text)} characters) was not taken: send it again once speech has caught up.",
-                param="text",
-            )
-            return
-        self._enqueue_sentences(self._buffer.add(text))
-
-    def _enqueue_sentences(self, sentences: list[str]) -> None:
-        for text in sentences:
-            self._queue.put_nowait(_Sentence(self._sentences, text))
-            self._sentences += 1
-            self._queued_chars += len(text)
-
-    def _cancel(self) -> None:
-        """Stop the sentence being spoken and drop what waits; the session goes on."""
-        assert self._buffer is not None
-        dropped_chars = self._buffer.clear()
-        dropped = 0
-        kept: list[_QueueItem] = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, _Sentence):
-                dropped += 1
-                dropped_chars += len(item.text)
-                self._queued_chars -= len(item.text)
-            elif not isinstance(item, _Flushed):
-                kept.append(item)
-        if self._current is not None and not self._current.done():
-            self._current.cancel()
-        self._queue.put_nowait(_Cancelled(dropped, dropped_chars))
-        for item in kept:
-            self._queue.put_nowait(item)
+        self._writable.set()
 
     def shut_down(self) -> None:
         """The service is shutting down: the sentence being spoken may finish (until the grace
@@ -338,138 +241,81 @@ class SpeechSession:
         if self._shutting_down:
             return
         self._shutting_down = True
-        dropped = 0
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, _Sentence):
-                dropped += 1
-                self._queued_chars -= len(item.text)
-        self._queue.put_nowait(_ShutDown(dropped))
+        if self._speech is not None:
+            self._speech.shut_down()
+        self._writable.set()
 
-    # --- the speaker ---
+    # --- the writer ---
 
-    async def _speak_queue(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, _Sentence):
-                self._current = asyncio.create_task(self._speak(item))
-                try:
-                    await self._current
-                except asyncio.CancelledError:
-                    current_task = asyncio.current_task()
-                    if current_task is not None and current_task.cancelling():
-                        raise  # the session itself is ending
-                finally:
-                    self._current = None
-                    self._queued_chars -= len(item.text)
-            elif isinstance(item, _ShutDown):
-                await self._end_for_shutdown(item)
-                return
-            elif isinstance(item, _Flushed):
-                await self.send_event({"type": "flushed", "audio_offset": self.audio_offset})
-            elif isinstance(item, _Cancelled):
-                self._listener.dropped()
-                await self.send_event(
-                    {
-                        "type": "cancelled",
-                        "dropped_sentences": item.dropped_sentences,
-                        "dropped_chars": item.dropped_chars,
-                        "audio_offset": self.audio_offset,
-                    }
-                )
+    async def _write(self) -> None:
+        await self._writable.wait()
+        speech = self._speech
+        if speech is None:  # shut down before the start
+            await self._end_for_shutdown(None)
+            return
+        async with contextlib.aclosing(speech.events()) as events:
+            async for event in events:
+                await self._send(event)
+
+    async def _send(self, event: SpeechEvent | SpeechEnd) -> None:
+        if isinstance(event, Audio):
+            await self._send_bytes(event.data)
+        elif isinstance(event, SentenceStarted):
+            await self.send_event(
+                {
+                    "type": "sentence_started",
+                    "sentence": event.sentence,
+                    "text": event.text,
+                    "audio_offset": event.audio_offset,
+                }
+            )
+        elif isinstance(event, MarkReached):
+            await self.send_event({"type": "mark", "name": event.name, "audio_offset": event.audio_offset})
+        elif isinstance(event, SentenceFinished):
+            await self.send_event(
+                {
+                    "type": "sentence_finished",
+                    "sentence": event.sentence,
+                    "audio_offset": event.audio_offset,
+                    "duration": event.duration,
+                }
+            )
+        elif isinstance(event, SentenceFailed):
+            told = problem(event.error)
+            if event.began:  # the sentence's audio had started: what failed, not what to change
+                await self.send_error(told.code, told.message, sentence=event.sentence, text=event.text)
             else:
-                await self._finish()
-                return
-
-    def _request(self, text: str, start: StartMessage, output_format: str = "pcm") -> SynthesisRequest:
-        """One sentence's request: PCM at the session rate, which the session's encoder encodes."""
-        ssml = start.text_type == "ssml"
-        return SynthesisRequest(
-            text=f"<speak>{text}</speak>" if ssml else text,
-            language=start.language,
-            voice=start.voice,
-            params=start.params.generation_params(),
-            output_format=output_format,
-            sample_rate=self._voice.sample_rate if self._voice else start.sample_rate,
-            ssml=ssml,
-            volume_gain_db=start.volume_gain_db,
-            # While earlier sentences still play, this one's prosody matters more than its start.
-            opens_speech=self._listener.waiting(time.monotonic()),
-        )
-
-    async def _speak(self, sentence: _Sentence) -> None:
-        assert self._voice is not None
-        voice = self._voice
-        try:
-            audio = await self.runtime.start_speech(
-                self._request(sentence.text, voice.message), self.client, door="websocket"
+                await self.send_problem(told, sentence=event.sentence, text=event.text)
+        elif isinstance(event, Flushed):
+            await self.send_event({"type": "flushed", "audio_offset": event.audio_offset})
+        elif isinstance(event, Cancelled):
+            await self.send_event(
+                {
+                    "type": "cancelled",
+                    "dropped_sentences": event.dropped_sentences,
+                    "dropped_chars": event.dropped_chars,
+                    "audio_offset": event.audio_offset,
+                }
             )
-        except ShuttingDown:
-            self._cut = sentence
-            self.shut_down()
-            return
-        except (RequestError, ServiceBusy) as exc:
-            await self.send_problem(problem(exc), sentence=sentence.index, text=sentence.text)
-            return
-        self.characters += audio.plan.characters
-        if self._samples and voice.sample_rate:
-            # The pause a sentence (or a clause, for a cut made for length) would have in one text.
-            pause_s = (
-                self.runtime.settings.audio.sentence_pause_ms / 1000.0
-                if self._previous_ended_sentence
-                else clause_pause_s(voice.message.params.generation_params().speed)
-            )
-            await self._send_audio(np.zeros(round(pause_s * voice.sample_rate), np.int16))
-        self._previous_ended_sentence = is_sentence_end(sentence.text)
-        began = self.audio_offset
-        await self.send_event(
-            {
-                "type": "sentence_started",
-                "sentence": sentence.index,
-                "text": sentence.text,
-                "audio_offset": began,
-            }
-        )
-        try:
-            async for chunk in audio.chunks():
-                await self._send_audio(np.frombuffer(chunk, np.int16))
-        except ShuttingDown:  # cut at the end of the shutdown grace
-            self._cut = sentence
-            self.shut_down()
-            return
-        except (SynthesisFailed, DeadlineExceeded) as exc:
-            told = problem(exc)
-            await self.send_error(told.code, told.message, sentence=sentence.index, text=sentence.text)
-            return
-        for name, offset in audio.marks:
-            await self.send_event({"type": "mark", "name": name, "audio_offset": round(began + offset, 4)})
-        await self.send_event(
-            {
-                "type": "sentence_finished",
-                "sentence": sentence.index,
-                "audio_offset": self.audio_offset,
-                "duration": round(self.audio_offset - began, 4),
-            }
-        )
+        elif isinstance(event, Stopped):
+            await self._end_for_shutdown(event)
+        else:
+            await self._finish(event)
 
-    async def _end_for_shutdown(self, item: _ShutDown) -> None:
+    async def _end_for_shutdown(self, stopped: Stopped | None) -> None:
         event: dict[str, Any] = {
-            "dropped_sentences": item.dropped_sentences,
+            "dropped_sentences": stopped.dropped_sentences if stopped is not None else 0,
             "audio_offset": self.audio_offset,
         }
-        if self._cut is not None:
-            event.update(sentence=self._cut.index, text=self._cut.text)
+        if stopped is not None and stopped.cut is not None:
+            event.update(sentence=stopped.cut.index, text=stopped.cut.text)
         await self.send_error("shutting_down", SESSION_CUT_MESSAGE, **event)
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await self.socket.close(SHUTTING_DOWN_CLOSE)
 
-    async def _finish(self) -> None:
-        tail = self._encoder.finish() if self._encoder is not None else b""
-        if tail:
-            async with self._send_lock:
-                await self.socket.send_bytes(tail)
+    async def _finish(self, finished: Finished) -> None:
         await self.send_event(
-            {"type": "done", "sentences": self._sentences, "audio_seconds": self.audio_offset}
+            {"type": "done", "sentences": finished.sentences, "audio_seconds": finished.audio_seconds}
         )
         if self.socket.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):

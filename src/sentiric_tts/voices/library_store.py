@@ -152,10 +152,10 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
-class VoiceLibrary:
+class LibraryStore:
     """Persistent library voices. Thread-safe; ids from outside are checked before any path use.
 
-    The store does not filter by owner: LibraryVoices (library_voices.py) shows each caller its
+    The store does not filter by owner: LibraryService (library_service.py) shows each caller its
     own voices; here, names are unique per owner and every voice is reachable by id."""
 
     def __init__(self, directory: Path, max_voices: int) -> None:

@@ -1,7 +1,7 @@
 """Library voices as the service uses them: created and edited from reference clips, and turned
 into engine conditioning for synthesis.
 
-The store (library.py) keeps clips and serialised latents; this module decodes and checks clips,
+The store (library_store.py) keeps clips and serialised latents; this module decodes and checks clips,
 computes latents on the engine's worker and decides when stored latents are still valid. Latents
 carry the model they were made with: after a model change (or when they are damaged) the first
 request that names a voice recomputes them from its stored clips, then stores them again.
@@ -28,8 +28,9 @@ from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.cloning import conditioning_from, model_tag, require_cloning_engine
 from sentiric_tts.voices.latent_cache import LatentCache
-from sentiric_tts.voices.library import (
-    VoiceLibrary,
+from sentiric_tts.voices.library_records import Latents, LibraryVoice, NewSample
+from sentiric_tts.voices.library_store import (
+    LibraryStore,
     clean_description,
     clean_name,
     last_sample,
@@ -37,17 +38,19 @@ from sentiric_tts.voices.library import (
     sample_not_found,
     voice_not_found,
 )
-from sentiric_tts.voices.library_records import Latents, LibraryVoice, NewSample
 
 log = logging.getLogger(__name__)
 
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})?")
 
 
-class LibraryVoices:
+class LibraryService:
+    """The voice library as callers use it (per-caller visibility, editing, conditioning) over
+    its LibraryStore."""
+
     def __init__(
         self,
-        store: VoiceLibrary,
+        store: LibraryStore,
         engine: Engine,
         scheduler: EngineScheduler,
         latent_cache: LatentCache,
