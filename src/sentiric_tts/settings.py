@@ -403,6 +403,15 @@ class Settings(BaseSettings):
     )
     retry_after_seconds: int = Field(2, ge=1, description="Retry-After sent with 503 when the queue is full.")
 
+    # --- Client compatibility (doors speaking other servers' APIs: docs/clients.md) ---
+    openai_listings_require_key: bool = Field(
+        False,
+        description="With API keys set, GET /v1/models, /v1/audio/models and /v1/audio/voices "
+        "answer without a key too, as Open WebUI reads them without one (listing no library "
+        "voice: those belong to keys); true: they need a key like every other route.",
+    )
+    # --- end of client compatibility ---
+
     @model_validator(mode="after")
     def _folders_under_data_dir(self) -> Settings:
         if self.xtts_model_dir is None:
