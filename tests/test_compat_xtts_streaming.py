@@ -5,6 +5,7 @@ random checkpoint: its speech is noise, so only shapes and the voice used are ch
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 from pipecat.services.xtts.tts import XTTSService
 
+from sentiric_tts.doors.http.body_limits import BodyLimits
+from sentiric_tts.settings import Settings
 from tests.conftest import COMPAT_XTTS_KEYS
 from tests.support.audio import parse_wav, pcm16, to_16k, word_error_rate
 from tests.support.pipecat_run import pipecat_speech
@@ -139,3 +142,18 @@ def test_on_xtts_the_latents_are_used_as_given(xtts: httpx.Client, reference_wav
         )
     anonymous = httpx.get(str(xtts.base_url).rstrip("/") + "/languages", timeout=30)
     assert anonymous.status_code == 401
+
+
+def test_a_body_with_full_size_xtts_latents_is_taken(streaming: httpx.Client) -> None:
+    """XTTS v2's latents (32 x 1024 numbers) are far over a text body's limit; these routes take them."""
+    vectors = streaming.get("/studio_speakers").json()[VOICE]
+    latents = np.random.default_rng(3).standard_normal((32, 1024)).astype(np.float32).astype(float).tolist()
+    body = {"text": "Hello.", "language": "en", "speaker_embedding": vectors["speaker_embedding"]}
+    content = json.dumps({**body, "gpt_cond_latent": latents}).encode()
+    assert len(content) > BodyLimits.from_settings(Settings(_env_file=None)).json_bytes  # type: ignore[call-arg]
+    for path in ("/tts_stream", "/tts"):
+        response = streaming.post(path, content=content, headers={"content-type": "application/json"})
+        assert response.status_code == 200, response.text
+    oversized = json.dumps({**body, "gpt_cond_latent": latents * 10}).encode()
+    refused = streaming.post("/tts", content=oversized, headers={"content-type": "application/json"})
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "body_too_large"
