@@ -3,7 +3,9 @@ and by requests shaped as Piper's own clients send them."""
 
 from __future__ import annotations
 
+import logging
 import struct
+import time
 
 import httpx
 import pytest
@@ -98,3 +100,25 @@ def test_bad_input_gets_a_clear_4xx(piper_server: str) -> None:
     refused(post(content=b"{broken", headers={"content-type": "application/json"}), "invalid_body")
     refused(post(content=b"\xff\xfe\x00", headers={"content-type": "text/plain"}), "invalid_body")
     assert post(json={"text": "Still here."}).status_code == 200
+
+
+def test_an_unmatched_path_is_logged_with_its_method_and_path(
+    piper_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """So an operator sees which API a client expected."""
+    with caplog.at_level(logging.INFO, logger="sentiric_tts.access"):
+        assert httpx.post(f"{piper_server}/api/v2/tts", json={"text": "Hi."}).status_code == 404
+        assert httpx.get(f"{piper_server}/voices%0Aforged=1 x").status_code == 404
+        assert httpx.get(f"{piper_server}/api/speakers").status_code == 200
+        # The access line is written once the response is out: wait for it (bounded).
+        for _ in range(100):
+            lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "sentiric_tts.access"]
+            if len(lines) >= 3:
+                break
+            time.sleep(0.05)
+    unmatched = [message for level, message in lines if level == logging.WARNING]
+    assert len(unmatched) == 2, lines
+    assert "method=POST" in unmatched[0] and "status=404" in unmatched[0]
+    assert unmatched[0].endswith("path=/api/v2/tts")
+    assert "\n" not in unmatched[1] and unmatched[1].endswith("path=/voices%0Aforged=1%20x")
+    assert [message for level, message in lines if level == logging.INFO and "route=/api/speakers" in message]

@@ -36,7 +36,8 @@ class TtsSettings(BaseModel):
 class TtsSettingsBody(BaseModel):
     """POST /set_tts_settings. As SillyTavern sends it: numbers may come as strings ("0.75");
     a field left out keeps the caller's current value. The ranges are xtts-api-server's, except
-    that top_k 0 (the low end of SillyTavern's slider) turns top-k sampling off."""
+    that top_k 0 (the low end of SillyTavern's slider) turns top-k sampling off, and that
+    repetition_penalty starts at 1 (our engines' floor, and the low end of that slider)."""
 
     model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
 
