@@ -119,3 +119,32 @@ def test_a_request_error_has_one_code_and_message_on_every_door(service: Service
 def test_the_api_guide_lists_what_each_door_makes_of_each_failure() -> None:
     guide = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     assert render_failure_table() in guide, "regenerate with: python -m sentiric_tts.failure_docs"
+
+
+def test_the_other_servers_apis_read_the_same(service: Service) -> None:
+    """The doors for xtts-api-server's and Piper's clients (docs/clients.md): the same words, and
+    an engine's failure never reaches them as its own text or a traceback."""
+    status, http = http_failure(service, {"text": "Hello.", "voice": "Nobody"})
+    for path, body in (
+        ("/xtts-api/tts_to_audio/", {"text": "Hello.", "speaker_wav": "Nobody", "language": "en"}),
+        ("/synthesize", {"text": "Hello.", "voice": "Nobody"}),
+    ):
+        response = httpx.post(service.http + path, json=body, timeout=120)
+        assert response.status_code == status
+        assert response.json()["error"] == http, path
+
+    failed = httpx.post(
+        f"{service.http}/xtts-api/tts_to_audio/",
+        json={"text": "This one fails.", "speaker_wav": BROKEN_VOICE, "language": "en"},
+        timeout=120,
+    )
+    assert failed.status_code == 500
+    assert failed.json()["detail"] == failed.json()["error"]["message"] == ENGINE_FAILURE_MESSAGE
+    # Piper's answer streams: begun, it can only end incomplete.
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream(
+            "POST", f"{service.http}/synthesize", json={"text": "This one fails.", "voice": BROKEN_VOICE}
+        ) as response,
+    ):
+        response.read()

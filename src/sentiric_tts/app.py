@@ -19,7 +19,10 @@ from sentiric_tts.doors.http.middleware import RequestContextMiddleware
 from sentiric_tts.doors.http.origin_guard import AllowedHosts, OriginGuard
 from sentiric_tts.doors.http.shutdown_cut import ShutdownCutMiddleware
 from sentiric_tts.doors.openai import routes as openai_routes
+from sentiric_tts.doors.piper_http import routes as piper_http_routes
 from sentiric_tts.doors.websocket import route as websocket_route
+from sentiric_tts.doors.xtts_api import routes as xtts_api_routes
+from sentiric_tts.doors.xtts_streaming import routes as xtts_streaming_routes
 from sentiric_tts.runtime import CUT_SETTLE_S, Runtime
 from sentiric_tts.settings import Settings, get_settings
 from sentiric_tts.web import mount_dashboard
@@ -69,6 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(openai_routes.router)
     app.include_router(websocket_route.router)
+    # Other servers' APIs, for the clients people already run (docs/clients.md).
+    app.include_router(xtts_api_routes.build_router())
+    app.include_router(xtts_streaming_routes.build_router())
+    app.include_router(piper_http_routes.router)  # POST / and /synthesize; GET / stays the dashboard
     mount_dashboard(app)
     mount_gradio(app, settings)
     # Innermost: its 413 passes through CORS (a browser can read it) and the request log.
@@ -84,7 +91,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=list(settings.security.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            # Cache-Control and Bypass-Tunnel-Reminder: SillyTavern sends them (xtts-api door).
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "X-Request-ID",
+                "Cache-Control",
+                "Bypass-Tunnel-Reminder",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "X-Sample-Rate",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sentiric_tts.callers import ApiKeys, ClientLimits
-from sentiric_tts.engines.base import BatchedEngine, Engine
+from sentiric_tts.engines.base import BatchedEngine, Engine, Voice
 from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.failures import RateLimited
 from sentiric_tts.observability.metrics import ServiceMetrics
@@ -129,6 +129,22 @@ class Runtime:
         release = self.admit_client(client)
         try:
             audio = await self.start_speech(request, client, door)
+        except BaseException:
+            release()
+            raise
+        audio.add_done_callback(lambda _: release())
+        return audio
+
+    async def open_speech_as(
+        self, request: SynthesisRequest, voice: Voice, client: str, door: str
+    ) -> AudioStream:
+        """`open_speech`, spoken by `voice` as given (with its conditioning: XTTS latents a client
+        sent) rather than by a voice the request names. Plain text only: an SSML <voice> would
+        name voices whose conditioning this path does not load."""
+        release = self.admit_client(client)
+        try:
+            plain = dataclasses.replace(self.for_client(request, client), ssml=False)
+            audio = self.pipeline.open_stream(self.pipeline.planner.plan(plain, cloned=voice), door=door)
         except BaseException:
             release()
             raise

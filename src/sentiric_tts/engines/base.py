@@ -166,3 +166,26 @@ class CloningEngine(Engine, Protocol):
     def load_conditioning(self, data: bytes) -> object:
         """Inverse of dump_conditioning."""
         ...
+
+
+@runtime_checkable
+class LatentEngine(CloningEngine, Protocol):
+    """A cloning engine whose conditioning is plain vectors a client may hold and send back
+    (XTTS: a speaker embedding and GPT conditioning latents, as coqui's xtts-streaming-server
+    hands them out and takes them in). Vectors are nested lists of floats, never tensors, so the
+    doors stay free of the engine's libraries."""
+
+    def speaker_conditioning(self, voice_id: str) -> object:
+        """The conditioning of one of the engine's own voices (KeyError if it has none)."""
+        ...
+
+    def conditioning_vectors(self, conditioning: object) -> tuple[list[float], list[list[float]]]:
+        """(speaker embedding, GPT conditioning latents: rows of the model's width) of conditioning."""
+        ...
+
+    def conditioning_from_vectors(
+        self, speaker_embedding: Sequence[float], gpt_cond_latent: Sequence[float] | Sequence[Sequence[float]]
+    ) -> object:
+        """Conditioning from vectors as `conditioning_vectors` gives them (the latents may come
+        flat); ValueError, saying why, when their sizes do not fit this model."""
+        ...

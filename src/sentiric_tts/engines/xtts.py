@@ -564,6 +564,49 @@ class XttsEngine:
             gpt_cond_latent=loaded["gpt_cond_latent"], speaker_embedding=loaded["speaker_embedding"]
         )
 
+    # ------------------------------------------------------------------ conditioning as vectors
+
+    def speaker_conditioning(self, voice_id: str) -> XttsConditioning:
+        speaker = self._speakers[voice_id]
+        return XttsConditioning(
+            gpt_cond_latent=speaker["gpt_cond_latent"].detach().float().cpu(),
+            speaker_embedding=speaker["speaker_embedding"].detach().float().cpu(),
+        )
+
+    def conditioning_vectors(self, conditioning: object) -> tuple[list[float], list[list[float]]]:
+        """As xtts-streaming-server hands them out: float16 values, the latents one row per
+        conditioning token ([32][gpt_dim]), the embedding flat ([512])."""
+        if not isinstance(conditioning, XttsConditioning):
+            raise TypeError("not XTTS conditioning")
+        width = conditioning.gpt_cond_latent.shape[-1]
+        latent = conditioning.gpt_cond_latent.detach().cpu().reshape(-1, width).half().float()
+        embedding = conditioning.speaker_embedding.detach().cpu().reshape(-1).half().float()
+        return embedding.tolist(), latent.tolist()
+
+    def conditioning_from_vectors(
+        self, speaker_embedding: Sequence[float], gpt_cond_latent: Sequence[float] | Sequence[Sequence[float]]
+    ) -> XttsConditioning:
+        reference = next(iter(self._speakers.values()))
+        embedding_size = int(reference["speaker_embedding"].numel())
+        width = int(reference["gpt_cond_latent"].shape[-1])
+        embedding = np.asarray(speaker_embedding, dtype=np.float32).reshape(-1)
+        try:
+            latent = np.asarray(gpt_cond_latent, dtype=np.float32)
+        except ValueError:  # ragged rows
+            raise ValueError("gpt_cond_latent's rows must all have the same length") from None
+        if embedding.size != embedding_size:
+            raise ValueError(
+                f"speaker_embedding has {embedding.size} values; this model's has {embedding_size}"
+            )
+        if latent.size == 0 or latent.size % width or (latent.ndim == 2 and latent.shape[1] != width):
+            raise ValueError(f"gpt_cond_latent must be rows of {width} values (this model's width)")
+        if not (np.isfinite(embedding).all() and np.isfinite(latent).all()):
+            raise ValueError("the vectors must hold finite numbers")
+        return XttsConditioning(
+            gpt_cond_latent=torch.from_numpy(latent.reshape(1, -1, width).copy()),
+            speaker_embedding=torch.from_numpy(embedding.reshape(1, -1, 1).copy()),
+        )
+
     # ------------------------------------------------------------------ warmup
 
     def warmup(self) -> None:

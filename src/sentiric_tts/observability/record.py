@@ -50,6 +50,6 @@ def stream_log_fields(stream: AudioStream, seconds: float) -> dict[str, Any]:
     }
 
 
-def write_access_line(log: logging.Logger, fields: dict[str, Any]) -> None:
+def write_access_line(log: logging.Logger, fields: dict[str, Any], level: int = logging.INFO) -> None:
     """One line per request: key=value text, and the same fields for the JSON formatter."""
-    log.info(" ".join(f"{key}={value}" for key, value in fields.items()), extra={"fields": fields})
+    log.log(level, " ".join(f"{key}={value}" for key, value in fields.items()), extra={"fields": fields})

@@ -176,6 +176,13 @@ class OpenAISettings(SettingsGroup):
         description="On /v1/audio/speech without a `language`, detect it from the text (among the "
         "engine's languages) before falling back to the default language.",
     )
+    listings_require_key: bool = setting(
+        False,
+        env="TTS_OPENAI_LISTINGS_REQUIRE_KEY",
+        description="With API keys set, GET /v1/models, /v1/audio/models and /v1/audio/voices "
+        "answer without a key too, as Open WebUI reads them without one (listing no library "
+        "voice: those belong to keys); true: they need a key like every other route.",
+    )
 
     @field_validator("voices", mode="after")
     @classmethod

@@ -43,7 +43,7 @@ def audio_headers(stream: AudioStream) -> dict[str, str]:
     return headers
 
 
-async def _collect_unless_gone(http: Request, audio: AudioStream) -> bytes | None:
+async def collect_unless_gone(http: Request, audio: AudioStream) -> bytes | None:
     """The whole file, or None when the client disconnected first (its work is cancelled)."""
     task = asyncio.ensure_future(audio.collect())
     try:
@@ -62,15 +62,20 @@ async def _collect_unless_gone(http: Request, audio: AudioStream) -> bytes | Non
 
 
 async def respond_with_audio(
-    runtime: Runtime, http: Request, client: str, request: SynthesisRequest, stream: bool
+    runtime: Runtime, http: Request, client: str, request: SynthesisRequest, stream: bool, door: str = "http"
 ) -> Response:
-    """Admit, plan and answer: shared by every HTTP synthesis route."""
-    audio = await runtime.open_speech(request, client, door="http")
+    """Admit, plan and answer: shared by every HTTP synthesis route (`door` labels its metrics)."""
+    audio = await runtime.open_speech(request, client, door=door)
+    return await answer_with_audio(runtime, http, audio, stream)
+
+
+async def answer_with_audio(runtime: Runtime, http: Request, audio: AudioStream, stream: bool) -> Response:
+    """An opened stream as the response: sent as it is made, or collected into one file."""
     http.state.audio_stream = audio  # for the request's log line
     headers = audio_headers(audio)
     if stream:
         return StreamingResponse(audio.chunks(), media_type=audio.content_type, headers=headers)
-    body = await _collect_unless_gone(http, audio)
+    body = await collect_unless_gone(http, audio)
     if body is None:
         return Response(status_code=499)  # nobody is listening; nginx's "client closed request"
     headers["X-Audio-Duration"] = f"{audio.audio_seconds:.3f}"

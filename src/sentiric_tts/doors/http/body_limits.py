@@ -16,7 +16,9 @@ bytes but answers in plain text, only once the app reads, and keeps the connecti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from fastapi import params
 from fastapi.responses import JSONResponse
@@ -32,6 +34,20 @@ GRADIO_UPLOAD_PATH = f"{GRADIO_PATH}/gradio_api/upload"
 # Room for a body's fields besides its text: voice, language, format, params, form part headers.
 JSON_FIELDS_BYTES = 64 * 1024
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+LATENT_JSON_BYTES = 4 * 1024 * 1024
+"""Room, in a route marked `takes_latents`, for a speaker's conditioning as JSON numbers (XTTS
+v2: 32 x 1024 latents and a 512-value embedding, at up to ~24 bytes a number) besides its text."""
+
+
+def takes_latents(endpoint: Callable[P, R]) -> Callable[P, R]:
+    """Mark a route's endpoint as taking speaker latents in its JSON body (a larger limit)."""
+    endpoint.takes_latents = True  # type: ignore[attr-defined]
+    return endpoint
+
 
 def json_text_bytes(chars: int) -> int:
     """The longest JSON spelling of `chars` characters: an astral one is two \\uXXXX escapes."""
@@ -44,6 +60,14 @@ class BodyLimits:
     upload_bytes: int
     json_rule: str
     upload_rule: str
+
+    @property
+    def latent_bytes(self) -> int:
+        return self.json_bytes + LATENT_JSON_BYTES
+
+    @property
+    def largest_bytes(self) -> int:
+        return max(self.upload_bytes, self.latent_bytes)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BodyLimits:
@@ -63,6 +87,9 @@ class BodyLimits:
         """The limit of the route the request was routed to (routing has set scope['route'])."""
         if takes_uploads(scope):
             return self.upload_bytes, self.upload_rule
+        route = scope.get("route")
+        if isinstance(route, APIRoute) and getattr(route.endpoint, "takes_latents", False):
+            return self.latent_bytes, f"{self.json_rule} and a speaker's latents"
         return self.json_bytes, self.json_rule
 
 
@@ -95,13 +122,13 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = declared_length(scope)
-        if declared is not None and declared > self.limits.upload_bytes:
+        if declared is not None and declared > self.limits.largest_bytes:
             await refuse(
                 scope,
                 receive,
                 send,
                 f"The declared body ({declared} bytes) is larger than any route here takes (at most "
-                f"{self.limits.upload_bytes} bytes: {self.limits.upload_rule}): send a smaller body.",
+                f"{self.limits.largest_bytes} bytes: {self.limits.upload_rule}): send a smaller body.",
             )
             return
         guard = _BodyGuard(self.limits, scope, declared, receive, send)

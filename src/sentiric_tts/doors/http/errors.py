@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sentiric_tts.doors.xtts_api import PREFIX as XTTS_API_PREFIX
+from sentiric_tts.doors.xtts_streaming import PREFIX as XTTS_STREAMING_PREFIX
 from sentiric_tts.failures import Failure, Problem, ServiceFailure, problem
 
 # Declared on every synthesis route so the OpenAPI document tells clients what can come back.
@@ -52,6 +54,8 @@ def describe_validation_error(error: dict[str, Any]) -> tuple[str, str | None]:
 
 
 OPENAI_PREFIX = "/v1/"
+DETAIL_PREFIXES = (f"{XTTS_API_PREFIX}/", f"{XTTS_STREAMING_PREFIX}/")
+"""Doors that stand in for FastAPI servers: their errors carry FastAPI's `detail` too."""
 _OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
 
 
@@ -93,6 +97,9 @@ def error_payload(
     if path.startswith(OPENAI_PREFIX):
         status = openai_status(status)
         return status, openai_error_body(status, code, message, param)
+    if path.startswith(DETAIL_PREFIXES):
+        # FastAPI servers' shape ({"detail": ...}), which their clients show, beside ours.
+        return status, {"detail": message, **error_body(code, message, param, allowed)}
     return status, error_body(code, message, param, allowed)
 
 

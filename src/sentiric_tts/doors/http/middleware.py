@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,6 +17,9 @@ from sentiric_tts.observability.context import choose_request_id, request_id_var
 from sentiric_tts.observability.record import stream_log_fields, write_access_line
 
 log = logging.getLogger("sentiric_tts.access")
+_LOGGED_PATH_CHARS = 256
+# Printable ASCII but for spaces and '%': the path stays one token of one line, however odd.
+_PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")
 
 
 class RequestContextMiddleware:
@@ -74,4 +78,9 @@ class RequestContextMiddleware:
             fields.update(stream_log_fields(stream, seconds))
         if failed:
             fields.setdefault("outcome", "error")
+        if route is None and status == 404:
+            # No route: say what was asked for, so an operator sees which API a client expected.
+            fields["path"] = quote(str(scope.get("path", ""))[:_LOGGED_PATH_CHARS], safe=_PATH_SAFE)
+            write_access_line(log, fields, logging.WARNING)
+            return
         write_access_line(log, fields)

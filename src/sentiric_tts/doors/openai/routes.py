@@ -17,6 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from sentiric_tts.doors.http.audio_response import audio_headers
 from sentiric_tts.doors.http.deps import client_identity, get_runtime
 from sentiric_tts.doors.http.errors import ERROR_RESPONSES, HTTP_STATUS, openai_error_body
+from sentiric_tts.doors.http.security import presented_key
 from sentiric_tts.doors.openai.schemas import (
     OPENAI_PCM_RATE,
     SPEECH_MODELS,
@@ -28,14 +29,35 @@ from sentiric_tts.doors.openai.schemas import (
     ModelOut,
     SpeechBody,
 )
+from sentiric_tts.engines.base import VoiceInfo
 from sentiric_tts.failures import DeadlineExceeded, Failure, RequestError, SynthesisFailed, problem
 from sentiric_tts.runtime import Runtime
 from sentiric_tts.synthesis.request import SynthesisRequest
 from sentiric_tts.synthesis.stream import AudioStream
+from sentiric_tts.voices.access import NO_ACCESS
 
-router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], dependencies=[Depends(client_identity)])
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
 _STARTED = int(time.time())
+
+
+def listing_client(http: Request) -> str | None:
+    """Who reads a listing: as for any route when a key is presented, keys are off, or the
+    listings need one (TTS_OPENAI_LISTINGS_REQUIRE_KEY); else None, a keyless reader on a keyed
+    service (Open WebUI reads the listings without its key), who sees no library voice."""
+    runtime = get_runtime(http)
+    if (
+        runtime.api_keys.enabled
+        and not runtime.settings.openai.listings_require_key
+        and presented_key(http) is None
+    ):
+        return None
+    return client_identity(http)
+
+
+def _listed_voices(runtime: Runtime, client: str | None) -> list[VoiceInfo]:
+    access = NO_ACCESS if client is None else runtime.library_access(client)
+    return runtime.pipeline.catalogue.voices(access)
 
 
 def _model_out(model: str) -> ModelOut:
@@ -103,6 +125,7 @@ async def _speech_events(audio: AudioStream) -> AsyncIterator[bytes]:
 
 @router.post(
     "/audio/speech",
+    dependencies=[Depends(client_identity)],
     summary="Create speech (OpenAI-compatible)",
     response_class=Response,
     responses={
@@ -143,7 +166,12 @@ async def create_speech(
     return StreamingResponse(audio.chunks(), media_type=audio.content_type, headers=headers)
 
 
-@router.get("/models", response_model=ModelListOut, summary="Models (OpenAI-compatible)")
+@router.get(
+    "/models",
+    response_model=ModelListOut,
+    summary="Models (OpenAI-compatible)",
+    dependencies=[Depends(listing_client)],
+)
 async def list_models() -> ModelListOut:
     return ModelListOut(data=[_model_out(model) for model in SPEECH_MODELS])
 
@@ -153,24 +181,31 @@ async def list_models() -> ModelListOut:
     response_model=ModelOut,
     summary="One model (OpenAI-compatible)",
     responses={404: {"description": "Unknown model."}},
+    dependencies=[Depends(listing_client)],
 )
 async def get_model(model: str) -> ModelOut:
     _check_model(model)
     return _model_out(model)
 
 
-@router.get("/audio/models", response_model=AudioModelsOut, summary="Speech models (Open WebUI)")
+@router.get(
+    "/audio/models",
+    response_model=AudioModelsOut,
+    summary="Speech models (Open WebUI)",
+    dependencies=[Depends(listing_client)],
+)
 async def audio_models() -> AudioModelsOut:
     return AudioModelsOut(models=[AudioModelOut(id=model) for model in SPEECH_MODELS])
 
 
 @router.get("/audio/voices", response_model=AudioVoicesOut, summary="Voices (Open WebUI)")
 async def audio_voices(
-    runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
+    runtime: Runtime = Depends(get_runtime), client: str | None = Depends(listing_client)
 ) -> AudioVoicesOut:
-    """OpenAI's names (with the voice each speaks with here), then every voice the caller may use."""
+    """OpenAI's names (with the voice each speaks with here), then every voice the caller may use
+    (a keyless reader on a keyed service: the engine's own voices only)."""
     catalogue = runtime.pipeline.catalogue
-    voices = catalogue.voices(runtime.library_access(client))
+    voices = _listed_voices(runtime, client)
     known = {name for info in voices for name in (info.id, info.name)}
     languages = catalogue.languages()
     default = catalogue.default_voice
