@@ -18,8 +18,10 @@ $(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e .
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+$(VENV)/.stamp-test: pyproject.toml tests/pipecat-requirements.txt | $(BIN)/python
 	$(BIN)/pip install -e '.[dev,xtts]'
+	$(BIN)/pip install -r tests/pipecat-requirements.txt
+	$(BIN)/pip install --no-deps pipecat-ai==1.14.0  # why --no-deps: tests/pipecat-requirements.txt
 	touch $@ $(VENV)/.stamp-run
 
 run: $(VENV)/.stamp-run
