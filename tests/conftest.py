@@ -64,8 +64,8 @@ COMPAT_XTTS_KEYS = ("compat-xtts-key-alpha-0123", "compat-xtts-key-beta-01234")
 @pytest.fixture(scope="session")
 def compat_xtts_server(xtts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The tiny random XTTS behind COMPAT_XTTS_KEYS, shared by the other servers' APIs' tests
-    (tests/test_compat_*.py)."""
-    from tests.test_xtts_http import xtts_settings
+    (tests/e2e/test_compat_*.py)."""
+    from tests.service.test_xtts_http import xtts_settings
 
     data = tmp_path_factory.mktemp("compat-xtts")
     with running_server(xtts_settings(data, xtts_dir, api_keys=",".join(COMPAT_XTTS_KEYS))) as url:

@@ -5,7 +5,7 @@ A Piper model turns phoneme ids into audio in one call: text encoder, duration p
 give a latent sequence `z` (one frame per `hop_length` samples), and the HiFi-GAN decoder turns
 `z` into samples. The decoder is ~70 % of the work and purely convolutional, so a stretch of
 frames decodes on its own, given enough frames of context on each side: with
-`DECODER_CONTEXT_FRAMES` the pieces join bit for bit (`tests/test_piper_streaming.py`).
+`DECODER_CONTEXT_FRAMES` the pieces join bit for bit (`tests/service/test_piper_engine.py`).
 """
 
 from __future__ import annotations

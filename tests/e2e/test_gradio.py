@@ -179,7 +179,7 @@ def test_the_page_works_offline_in_a_browser(browser: Any, piper_server: str) ->
 def test_clone_on_xtts_speaks_in_a_cloned_voice(
     xtts_dir: Path, reference_wav: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    from tests.test_xtts_http import xtts_settings
+    from tests.service.test_xtts_http import xtts_settings
 
     with running_server(xtts_settings(tmp_path_factory.mktemp("gradio-xtts"), xtts_dir)) as url:
         ui = gradio(url, tmp_path)

@@ -18,7 +18,7 @@ from tests.support.audio import parse_wav
 from tests.support.browser import DashboardPage, launched_chromium
 from tests.support.server import isolated_settings, running_server
 
-OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
+OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
 
 
 @pytest.fixture(scope="module")

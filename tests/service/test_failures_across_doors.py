@@ -19,7 +19,7 @@ from sentiric_tts.failures import ENGINE_FAILURE_MESSAGE
 from tests.support.broken_voice import BROKEN_VOICE, service_with_broken_voice
 from tests.support.grpc_client import Service, run, stub, unary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

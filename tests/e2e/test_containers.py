@@ -30,7 +30,7 @@ from sentiric_tts.settings import FLAT_NAMES
 from sentiric_tts.settings.doors import GrpcSettings, ServerSettings
 from tests.support.server import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = (ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.cpu")
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_SCHEMA = ROOT / "tests" / "support" / "compose_spec" / "compose-spec.json"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.browser import DashboardPage, launched_chromium
 from tests.support.server import running_server
-from tests.test_xtts_http import xtts_settings
+from tests.service.test_xtts_http import xtts_settings
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.audio import encode_with_av, parse_wav, pcm16
 from tests.support.grpc_client import Service, grpc_service, joined_audio, refusal, run, stream, unary
-from tests.test_xtts_http import expected_samples, xtts_settings
+from tests.service.test_xtts_http import expected_samples, xtts_settings
 
 
 @pytest.fixture(scope="module")

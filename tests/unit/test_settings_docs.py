@@ -14,7 +14,7 @@ from sentiric_tts.settings_docs import (
     render_markdown_table,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_env_example_lists_every_setting_with_its_default() -> None:

@@ -14,7 +14,7 @@ from sentiric_tts.engines.selection import EngineUnavailable, load_engine
 from tests.support.audio import parse_wav, to_16k, word_error_rate
 from tests.support.server import isolated_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
