@@ -18,10 +18,10 @@ from livekit.plugins import openai as livekit_openai
 from pipecat.services.openai.tts import OpenAITTSService
 
 from tests.conftest import COMPAT_XTTS_KEYS
+from tests.service.test_audio_out_http import decode
 from tests.support.audio import to_16k, word_error_rate
 from tests.support.pipecat_run import pipecat_speech
 from tests.support.server import isolated_settings, running_server
-from tests.service.test_audio_out_http import decode
 
 KEY = "openwebui-key-0123456789abcdef"
 TEXT = "The meeting has moved to the small room on the second floor."

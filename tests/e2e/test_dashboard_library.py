@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.service.test_xtts_http import xtts_settings
 from tests.support.browser import DashboardPage, launched_chromium
 from tests.support.server import running_server
-from tests.service.test_xtts_http import xtts_settings
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import openai
 import pytest
 
 from sentiric_tts.synthesis.language_id import LanguageDetector
+from tests.service.test_audio_out_http import decode
+from tests.service.test_xtts_http import xtts_settings
 from tests.support.audio import to_16k, word_error_rate
 from tests.support.random_xtts import SPEAKER_NAMES, XTTS_LANGUAGES
 from tests.support.server import isolated_settings, running_server
-from tests.service.test_audio_out_http import decode
-from tests.service.test_xtts_http import xtts_settings
 
 TEXT = "Your order has shipped. It will arrive on Friday morning."
 

@@ -11,9 +11,9 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sentiric_tts.doors.grpc.contract import SERVICE_NAME, pb
+from tests.service.test_grpc import LONG, TELEPHONY, VERY_LONG
 from tests.support.grpc_client import grpc_service, joined_audio, refusal, run, stream, stub, unary
 from tests.support.server import free_port, serve_in_subprocess
-from tests.service.test_grpc import LONG, TELEPHONY, VERY_LONG
 
 
 def test_a_full_queue_is_resource_exhausted_with_retry_after(tmp_path: Path) -> None:

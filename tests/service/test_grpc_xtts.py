@@ -9,28 +9,15 @@ import grpc
 import numpy as np
 import pytest
 
+from tests.service.test_xtts_http import expected_samples, xtts_values
 from tests.support.audio import encode_with_av, parse_wav, pcm16
 from tests.support.grpc_client import Service, grpc_service, joined_audio, refusal, run, stream, unary
-from tests.service.test_xtts_http import expected_samples, xtts_settings
 
 
 @pytest.fixture(scope="module")
 def xservice(xtts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     data_dir = tmp_path_factory.mktemp("grpc-xtts")
-    settings = xtts_settings(data_dir, xtts_dir)
-    overrides = {
-        name: getattr(settings, name)
-        for name in (
-            "engine",
-            "xtts_model_dir",
-            "xtts_device",
-            "xtts_min_new_tokens",
-            "xtts_max_new_tokens",
-            "xtts_first_chunk_size",
-            "xtts_stream_chunk_size",
-        )
-    }
-    with grpc_service(data_dir, **overrides) as live:
+    with grpc_service(data_dir, **xtts_values(xtts_dir)) as live:
         yield live
 
 

@@ -37,9 +37,9 @@ from sentiric_tts.voices.library_records import (
     decode_record,
 )
 from sentiric_tts.voices.library_store import LibraryStore
-from tests.support.server import free_port, running_server
 from tests.service.test_voice_library import Clip, clips, created, error, misses, same_speech, speak  # noqa: F401
 from tests.service.test_xtts_http import TOKENS, xtts_settings
+from tests.support.server import free_port, running_server
 
 MODEL = "fingerprint-a|xtts-cond:len=6"
 LATENTS_OF = {

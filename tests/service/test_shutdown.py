@@ -23,9 +23,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from sentiric_tts.doors.grpc.contract import pb
+from tests.service.test_serving import LONG, VERY_LONG
 from tests.support.grpc_client import stub
 from tests.support.server import free_port, serve_in_subprocess
-from tests.service.test_serving import LONG, VERY_LONG
 
 STARTED_TIMEOUT_S = 120.0  # bounded waits, not timing assertions
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from sentiric_tts.voices.library_records import Latents, decode_latents, encode_latents
+from tests.service.test_xtts_http import xtts_settings
 from tests.support.audio import encode_with_av, parse_wav, pcm16
 from tests.support.random_xtts import SPEAKER_NAMES, XTTS_LANGUAGES
 from tests.support.server import isolated_settings, running_server
-from tests.service.test_xtts_http import xtts_settings
 
 LINES = (
     "This is my voice. Please learn how I sound from this short recording.",

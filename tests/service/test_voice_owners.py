@@ -19,10 +19,10 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.grpc_client import refusal, run, unary
-from tests.support.server import free_port, running_server
 from tests.service.test_voice_library import Clip, clips, created, error, speak  # noqa: F401
 from tests.service.test_xtts_http import xtts_settings
+from tests.support.grpc_client import refusal, run, unary
+from tests.support.server import free_port, running_server
 
 # Random per run: a key found in a stored file can only have been written there by the service.
 ALPHA, BETA, ROOT = (secrets.token_urlsafe(24) for _ in range(3))

@@ -18,8 +18,9 @@ from tests.support.server import isolated_settings, running_server
 TOKENS = 12  # forced per sentence (min == max new tokens) so generation is short and its length known
 
 
-def xtts_settings(data_dir: Path, xtts_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
-    values: dict[str, object] = {
+def xtts_values(xtts_dir: Path) -> dict[str, object]:
+    """The settings of a tiny-XTTS service (flat names), forced to TOKENS tokens per sentence."""
+    return {
         "engine": "xtts",
         "xtts_model_dir": xtts_dir,
         "xtts_device": "cpu",
@@ -27,9 +28,11 @@ def xtts_settings(data_dir: Path, xtts_dir: Path, **overrides: object):  # type:
         "xtts_max_new_tokens": TOKENS,
         "xtts_first_chunk_size": 4,
         "xtts_stream_chunk_size": 8,
-        **overrides,
     }
-    return isolated_settings(data_dir, **values)
+
+
+def xtts_settings(data_dir: Path, xtts_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    return isolated_settings(data_dir, **{**xtts_values(xtts_dir), **overrides})
 
 
 @pytest.fixture(scope="module")
