@@ -63,7 +63,8 @@ class Unframed(Exception):
 class _Header:
     line: bytes = b""
     reads: int = 0
-    """How many of the declared data and payload (in that order) were read or read past."""
+    """How many of the declared (non-empty) data and payload, in that order, were read or read
+    past."""
 
 
 class BoundedReader:
@@ -121,9 +122,11 @@ class BoundedReader:
         """Read past the rest of an overlong line; False when it is longer than
         `max_event_bytes` (or the stream ended first): the connection cannot go on."""
         skipped = 0
-        while skipped <= self.max_event_bytes:
+        while True:
             await self.discard(max(consumed, 1))
             skipped += max(consumed, 1)
+            if skipped > self.max_event_bytes:
+                return False
             try:
                 line = await self._reader.readuntil(b"\n")
             except asyncio.IncompleteReadError:
@@ -133,7 +136,6 @@ class BoundedReader:
                 continue
             self.discarded += len(line)
             return True
-        return False
 
     async def skip_declared(self) -> None:
         """After a bad event: read past the data and payload its header declared and that were
@@ -144,14 +146,16 @@ class BoundedReader:
             return  # not JSON: a line of its own, nothing declared
         if not isinstance(header, dict):
             return
-        lengths = [header.get("data_length"), header.get("payload_length")]
-        for index, length in enumerate(lengths):
-            if length is None or index < self._header.reads:
+        declared = []  # what async_read_event reads, in its order: data, then payload
+        for length in (header.get("data_length"), header.get("payload_length")):
+            if length is None:
                 continue
             if type(length) is not int or length < 0:
                 raise Unframed(f"a length of {length!r}")
             if length:
-                await self.discard(length)
+                declared.append(length)
+        for length in declared[self._header.reads :]:
+            await self.discard(length)
 
     def feed_eof(self) -> None:
         self._reader.feed_eof()
@@ -173,10 +177,9 @@ async def read_event(reader: BoundedReader) -> Event | None:
             f"The event declares {exc.declared} bytes of data or payload; the limit is {exc.limit}.",
         ) from None
     except HeaderTooLong as exc:
+        closing = "" if exc.skipped else f" and the line over {reader.max_event_bytes}: closing"
         raise BadEvent(
-            "too_large",
-            f"An event's header line is over {exc.limit} bytes.",
-            fatal=not exc.skipped,
+            "too_large", f"An event's header line is over {exc.limit} bytes{closing}.", fatal=not exc.skipped
         ) from None
     except Unframed as exc:
         raise BadEvent("invalid_event", f"Not a Wyoming event: {exc}.", fatal=True) from None
