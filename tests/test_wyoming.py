@@ -327,39 +327,3 @@ def test_off_by_setting(tmp_path: Path) -> None:
     assert Settings(_env_file=None).wyoming.enabled  # type: ignore[call-arg]
     assert WyomingDoor.configure(isolated_settings(tmp_path)) is None
     assert WyomingDoor.configure(isolated_settings(tmp_path, wyoming_enabled=True)) is not None
-
-
-# --- the reader wrapper ---
-
-
-def test_the_reader_drains_an_oversized_payload_in_bounded_pieces() -> None:
-    from sentiric_tts.doors.wyoming.framing import DISCARD_CHUNK_BYTES, BadEvent, BoundedReader, read_event
-
-    async def go() -> tuple[BoundedReader, str, Event | None]:
-        stream = asyncio.StreamReader(limit=2**16)
-        reader = BoundedReader(stream, max_event_bytes=1024 * 1024)
-        huge = 10 * 1024 * 1024
-
-        async def feed() -> None:
-            stream.feed_data(json.dumps({"type": "ping", "payload_length": huge}).encode() + b"\n")
-            block = b"\0" * (256 * 1024)
-            for _ in range(huge // len(block)):
-                stream.feed_data(block)
-                await asyncio.sleep(0)
-            stream.feed_data(b'{"type": "describe"}\n')
-            stream.feed_eof()
-
-        feeding = asyncio.create_task(feed())
-        try:
-            await read_event(reader)
-        except BadEvent as exc:
-            code = exc.code
-        following = await read_event(reader)
-        await feeding
-        return reader, code, following
-
-    reader, code, following = run(go())
-    assert code == "too_large"
-    assert reader.discarded == 10 * 1024 * 1024
-    assert reader.largest_read <= DISCARD_CHUNK_BYTES
-    assert following is not None and following.type == "describe"
