@@ -21,6 +21,7 @@ from sentiric_tts.doors.http.shutdown_cut import ShutdownCutMiddleware
 from sentiric_tts.doors.openai import routes as openai_routes
 from sentiric_tts.doors.piper_http import routes as piper_http_routes
 from sentiric_tts.doors.websocket import route as websocket_route
+from sentiric_tts.doors.wyoming.server import WyomingDoor
 from sentiric_tts.doors.xtts_api import routes as xtts_api_routes
 from sentiric_tts.doors.xtts_streaming import routes as xtts_streaming_routes
 from sentiric_tts.runtime import CUT_SETTLE_S, Runtime
@@ -37,13 +38,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         grpc_door = GrpcDoor.configure(settings)  # TLS files checked before the engine loads
+        wyoming_door = WyomingDoor.configure(settings)
         runtime = await anyio.to_thread.run_sync(Runtime.build, settings)
         app.state.runtime = runtime
         await anyio.to_thread.run_sync(runtime.start)
         app.state.grpc = grpc_door
+        app.state.wyoming = wyoming_door
         try:
             if grpc_door is not None:
                 await grpc_door.start(runtime)  # raises (and the process exits) if it cannot serve
+            if wyoming_door is not None:
+                await wyoming_door.start(runtime)  # the same
             yield
         finally:
             # After a signal the server has drained and cut already (cli.py); these return at once.
@@ -52,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime.cut()
             if grpc_door is not None:
                 await grpc_door.stop(CUT_SETTLE_S)  # calls cut above need only send their status
+            if wyoming_door is not None:
+                await wyoming_door.stop(CUT_SETTLE_S)  # the same: replies cut send their error event
             await anyio.to_thread.run_sync(runtime.stop)
 
     app = FastAPI(
@@ -64,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = None
     app.state.grpc = None
+    app.state.wyoming = None
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(tts.router)

@@ -27,6 +27,8 @@ def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
         "engine": "piper",
         # Off unless a test asks: test servers run side by side and would all claim port 14031.
         "grpc_enabled": False,
+        # The same for Wyoming's port 10200.
+        "wyoming_enabled": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -82,6 +84,7 @@ def serve_in_subprocess(
             "TTS_DATA_DIR": str(data_dir),
             "TTS_ENGINE": "piper",
             "TTS_PORT": str(port),
+            "TTS_WYOMING_ENABLED": "false",  # test servers side by side would all claim 10200
             **env,
         },
         stdout=subprocess.PIPE,

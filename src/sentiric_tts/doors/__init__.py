@@ -7,6 +7,7 @@ protocol, and nothing else.
 - websocket: incremental text in, audio and events out;
 - grpc: sentiric.tts.v1.TtsCoquiService;
 - gradio: the optional Gradio interface;
+- wyoming: Home Assistant's Wyoming protocol, on its own TCP port (no API keys);
 - xtts_api, xtts_streaming, piper_http: other servers' APIs (xtts-api-server at /xtts-api, coqui's
   xtts-streaming-server at /xtts-streaming, Piper's at POST / and /synthesize), for the clients
   people already run (docs/clients.md).

@@ -3,7 +3,9 @@
 A door presents the caller's key (or none) and address; `identify` names the caller the limits
 and the voice library count against (Unauthorized when keys are set and the key is missing or
 wrong); `admit` also refuses work while the service drains (ShuttingDown) or before it is ready
-(NotReady). Each door reports these failures through its own table, like any other.
+(NotReady). Each door reports these failures through its own table, like any other. A door
+without authentication (Wyoming) uses `admit_keyless`: the same checks, its caller named by its
+address.
 """
 
 from __future__ import annotations
@@ -31,8 +33,21 @@ def admit(runtime: Runtime | None, key: str | None, address: str, door: str) -> 
     if runtime is None:
         raise NotReady()
     caller = identify(runtime, key, address, door)
+    _check_open(runtime)
+    return caller
+
+
+def admit_keyless(runtime: Runtime | None, address: str, door: str) -> Caller:
+    """`admit`, for a door with no authentication (Wyoming): API keys do not apply, the caller is
+    its address (limits count per address) and, with keys set, it sees no library voice."""
+    if runtime is None:
+        raise NotReady()
+    _check_open(runtime)
+    return Caller(f"addr:{address}", address, door)
+
+
+def _check_open(runtime: Runtime) -> None:
     if runtime.draining:
         raise ShuttingDown(SHUTTING_DOWN_MESSAGE, runtime.settings.admission.retry_after_seconds)
     if not runtime.ready:
         raise NotReady()
-    return caller

@@ -40,6 +40,12 @@ class ServiceMetrics:
         self.grpc_requests = Counter(
             "tts_grpc_requests", "gRPC calls by method and status code.", ["rpc", "code"], registry=r
         )
+        self.wyoming_requests = Counter(
+            "tts_wyoming_requests",
+            "Wyoming requests (synthesize, streamed synthesize, invalid events) by outcome code.",
+            ["event", "code"],
+            registry=r,
+        )
         self.time_to_first_audio = Histogram(
             "tts_time_to_first_audio_seconds",
             "From request admission to the first audio bytes.",

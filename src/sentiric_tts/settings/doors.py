@@ -1,5 +1,5 @@
-"""The doors clients come in by: the HTTP server, gRPC, Gradio, WebSocket streaming and the
-OpenAI-compatible route."""
+"""The doors clients come in by: the HTTP server, gRPC, Gradio, WebSocket streaming, Wyoming and
+the OpenAI-compatible route."""
 
 from __future__ import annotations
 
@@ -140,6 +140,50 @@ class WebSocketSettings(SettingsGroup):
         env="TTS_WS_IDLE_TIMEOUT_SECONDS",
         gt=0,
         description="A WebSocket session that sends nothing for this long is closed.",
+    )
+
+
+class WyomingSettings(SettingsGroup):
+    title = "Wyoming (Home Assistant)"
+
+    enabled: bool = setting(
+        True,
+        env="TTS_WYOMING_ENABLED",
+        description="Serve the Wyoming protocol (Home Assistant's Wyoming integration) on its own TCP "
+        "port, beside HTTP. Wyoming has no authentication: API keys do not apply to it.",
+    )
+    host: str | None = setting(
+        None,
+        env="TTS_WYOMING_HOST",
+        description="Address the Wyoming server binds to; unset: the HTTP server's (`TTS_HOST`). "
+        "Anyone who can reach it can speak with the service (no keys): bind it to a trusted network.",
+    )
+    port: int = setting(10200, env="TTS_WYOMING_PORT", ge=1, le=65535, description="Wyoming TCP port.")
+    max_event_bytes: int = setting(
+        1024 * 1024,
+        env="TTS_WYOMING_MAX_EVENT_BYTES",
+        ge=4096,
+        description="Largest data or payload an event may declare; a larger one is read past in "
+        "small pieces (never held), answered with an error event, and the connection goes on.",
+    )
+    idle_timeout_seconds: float = setting(
+        300.0,
+        env="TTS_WYOMING_IDLE_TIMEOUT_SECONDS",
+        gt=0,
+        description="A Wyoming connection that sends nothing for this long, with no reply in "
+        "progress, is closed.",
+    )
+    zeroconf: bool = setting(
+        False,
+        env="TTS_WYOMING_ZEROCONF",
+        description="Advertise the Wyoming server over mDNS (`_wyoming._tcp`) so Home Assistant "
+        "discovers it; needs the `zeroconf` extra (`pip install 'sentiric-tts[zeroconf]'`).",
+    )
+    zeroconf_name: str = setting(
+        "",
+        env="TTS_WYOMING_ZEROCONF_NAME",
+        description="The advertised service name; empty: this machine's MAC address, as Wyoming's "
+        "own servers do.",
     )
 
 

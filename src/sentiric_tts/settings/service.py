@@ -16,6 +16,7 @@ from sentiric_tts.settings.doors import (
     OpenAISettings,
     ServerSettings,
     WebSocketSettings,
+    WyomingSettings,
 )
 from sentiric_tts.settings.engines import EngineSettings, PiperSettings, XttsSettings
 from sentiric_tts.settings.fields import ENV_PREFIX, SettingsGroup
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     grpc: GrpcSettings = Field(default_factory=GrpcSettings)
     gradio: GradioSettings = Field(default_factory=GradioSettings)
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
+    wyoming: WyomingSettings = Field(default_factory=WyomingSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     engines: EngineSettings = Field(default_factory=EngineSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
