@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from sentiric_tts.settings import FLAT_NAMES
-from sentiric_tts.settings.doors import GrpcSettings, ServerSettings
+from sentiric_tts.settings.doors import GrpcSettings, ServerSettings, WyomingSettings
 from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +37,7 @@ COMPOSE_SCHEMA = ROOT / "tests" / "support" / "compose_spec" / "compose-spec.jso
 SERVICES = ("tts", "tts-cpu")
 DEFAULT_HTTP_PORT = ServerSettings.model_fields["port"].default
 DEFAULT_GRPC_PORT = GrpcSettings.model_fields["port"].default
+DEFAULT_WYOMING_PORT = WyomingSettings.model_fields["port"].default
 TTS_VARIABLE = re.compile(r"\bTTS_[A-Z0-9_]+\b")
 
 
@@ -124,7 +125,7 @@ def test_image_matches_the_settings(dockerfile: Path) -> None:
     keywords = [i.keyword for i in runtime]
 
     exposed = {int(p.split("/")[0]) for i in runtime if i.keyword == "EXPOSE" for p in i.arguments.split()}
-    assert exposed == {DEFAULT_HTTP_PORT, DEFAULT_GRPC_PORT}
+    assert exposed == {DEFAULT_HTTP_PORT, DEFAULT_GRPC_PORT, DEFAULT_WYOMING_PORT}
 
     env: dict[str, str] = {}
     for i in runtime:
@@ -231,15 +232,16 @@ def test_compose_schema_catches_a_broken_file() -> None:
 
 def test_compose_services_serve_what_the_settings_expect() -> None:
     compose = load_compose()
-    http, grpc = DEFAULT_HTTP_PORT, DEFAULT_GRPC_PORT
+    http, grpc, wyoming = DEFAULT_HTTP_PORT, DEFAULT_GRPC_PORT, DEFAULT_WYOMING_PORT
     assert set(SERVICES) <= set(compose["services"])
     for name in SERVICES:
         service = compose["services"][name]
         assert (ROOT / service["build"]["dockerfile"]).is_file()
         targets = {int(str(p).split(":")[-1]) for p in service["ports"]}
-        assert targets == {http, grpc}, name
+        assert targets == {http, grpc, wyoming}, name
         env = service["environment"]
         assert int(env["TTS_PORT"]) == http and int(env["TTS_GRPC_PORT"]) == grpc
+        assert int(env["TTS_WYOMING_PORT"]) == wyoming
         assert service["env_file"] == [{"path": ".env", "required": False}], "a fresh clone has no .env"
         assert f"./data:{env['TTS_DATA_DIR']}" in service["volumes"]
         check = service["healthcheck"]

@@ -16,9 +16,9 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sentiric_tts.settings import Settings
+from sentiric_tts.settings.limits import RequestLimitSettings
 
-MAX_PAUSE_S = Settings.model_fields["max_pause_seconds"].default
+MAX_PAUSE_S = RequestLimitSettings.model_fields["max_pause_seconds"].default
 # A digit read one by one ("7": "seven") is the most speech one byte of text can ask for: ~0.35 s
 # with Piper's voice. Slower speech (speed, SSML rate) stretches it.
 SECONDS_PER_BYTE = 0.45
