@@ -108,7 +108,8 @@ def test_create_read_update_delete_and_reopen(backend: Backend) -> None:
 
     reopened.delete(voice.id)
     assert reopened.list() == ()
-    assert store.list() == (), "the first store sees the removal too"
+    if backend.kind == "postgres":  # one folder is one server's; a database is shared
+        assert store.list() == (), "the other replica sees the removal too"
     assert backend.folders() in ([], None)
     assert error_of(lambda: reopened.get(voice.id)).kind == Failure.NOT_FOUND
 

@@ -58,6 +58,9 @@ class Database:
             timeout=timeout_s,
             open=False,
             check=ConnectionPool.check_connection,
+            # The pool retries a failed connection with a growing backoff until this; kept short,
+            # so that once the database is back requests find it in seconds, not minutes.
+            reconnect_timeout=max(10.0, 2 * timeout_s),
             kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
             name="voice-library",
         )

@@ -17,10 +17,12 @@ nothing changed. While the database cannot be reached, listings answer from the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import psycopg
 
@@ -213,9 +215,19 @@ class PostgresLibraryStore:
 
     # --- writing ---
 
-    def _changed(self) -> None:
-        with self._lock:
-            self._generation = None  # this replica's next listing reads what it wrote
+    @contextmanager
+    def _change(self) -> Iterator[psycopg.Connection]:
+        """One change in one transaction, holding the library's write lock; then the listing is
+        read again, so this replica lists what it wrote even should the database go away next."""
+        try:
+            with self._db.transaction() as db:
+                _bump(db)
+                yield db
+        finally:
+            with self._lock:
+                self._generation = None
+        with contextlib.suppress(LibraryUnavailable):
+            self._load()
 
     def create(
         self,
@@ -228,34 +240,30 @@ class PostgresLibraryStore:
         owner: str | None = None,
     ) -> LibraryVoice:
         voice = new_voice(name, language, description, samples, latents, reserved_names, owner)
-        try:
-            with self._db.transaction() as db:
-                _bump(db)
-                (count,) = db.execute("SELECT COUNT(*) FROM tts_voices").fetchone() or (0,)
-                if count >= self.max_voices:
-                    raise library_full(self.max_voices)
-                try:
-                    db.execute(
-                        "INSERT INTO tts_voices (id, name, name_key, owner, language, description, "
-                        "created_at, updated_at, reference_digest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        (
-                            voice.id,
-                            voice.name,
-                            name_key(voice.name),
-                            voice.owner,
-                            voice.language,
-                            voice.description,
-                            voice.created_at,
-                            voice.updated_at,
-                            voice.reference_digest,
-                        ),
-                    )
-                except psycopg.errors.UniqueViolation as exc:
-                    raise self._conflict(exc, voice.name) from exc
-                _insert_samples(db, voice.id, 0, list(zip(voice.samples, samples, strict=True)))
-                _replace_latents(db, voice.id, latents)
-        finally:
-            self._changed()
+        with self._change() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM tts_voices").fetchone() or (0,)
+            if count >= self.max_voices:
+                raise library_full(self.max_voices)
+            try:
+                db.execute(
+                    "INSERT INTO tts_voices (id, name, name_key, owner, language, description, "
+                    "created_at, updated_at, reference_digest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        voice.id,
+                        voice.name,
+                        name_key(voice.name),
+                        voice.owner,
+                        voice.language,
+                        voice.description,
+                        voice.created_at,
+                        voice.updated_at,
+                        voice.reference_digest,
+                    ),
+                )
+            except psycopg.errors.UniqueViolation as exc:
+                raise self._conflict(exc, voice.name) from exc
+            _insert_samples(db, voice.id, 0, list(zip(voice.samples, samples, strict=True)))
+            _replace_latents(db, voice.id, latents)
         return voice
 
     @staticmethod
@@ -281,69 +289,51 @@ class PostgresLibraryStore:
             clear_language=clear_language,
             reserved_names=reserved_names,
         )
-        try:
-            with self._db.transaction() as db:
-                _bump(db)
-                changed = edit.applied(_current_voice(db, voice_id))
-                try:
-                    db.execute(
-                        "UPDATE tts_voices SET name = %s, name_key = %s, description = %s, language = %s, "
-                        "updated_at = %s WHERE id = %s",
-                        (
-                            changed.name,
-                            name_key(changed.name),
-                            changed.description,
-                            changed.language,
-                            changed.updated_at,
-                            voice_id,
-                        ),
-                    )
-                except psycopg.errors.UniqueViolation as exc:
-                    raise self._conflict(exc, changed.name) from exc
-        finally:
-            self._changed()
+        with self._change() as db:
+            changed = edit.applied(_current_voice(db, voice_id))
+            try:
+                db.execute(
+                    "UPDATE tts_voices SET name = %s, name_key = %s, description = %s, language = %s, "
+                    "updated_at = %s WHERE id = %s",
+                    (
+                        changed.name,
+                        name_key(changed.name),
+                        changed.description,
+                        changed.language,
+                        changed.updated_at,
+                        voice_id,
+                    ),
+                )
+            except psycopg.errors.UniqueViolation as exc:
+                raise self._conflict(exc, changed.name) from exc
         return changed
 
     def delete(self, voice_id: str) -> None:
-        try:
-            with self._db.transaction() as db:
-                _bump(db)
-                if db.execute("DELETE FROM tts_voices WHERE id = %s", (voice_id,)).rowcount == 0:
-                    raise voice_not_found(voice_id)
-        finally:
-            self._changed()
+        with self._change() as db:
+            if db.execute("DELETE FROM tts_voices WHERE id = %s", (voice_id,)).rowcount == 0:
+                raise voice_not_found(voice_id)
 
     def add_samples(self, voice_id: str, samples: Sequence[NewSample], latents: Latents) -> LibraryVoice:
-        try:
-            with self._db.transaction() as db:
-                _bump(db)
-                current = _current_voice(db, voice_id)
-                changed = with_samples(current, samples, latents)
-                added = changed.samples[len(current.samples) :]
-                # Positions only order the clips: the next after the highest, gaps and all.
-                (top,) = db.execute(
-                    "SELECT COALESCE(MAX(position), -1) FROM tts_voice_samples WHERE voice_id = %s",
-                    (voice_id,),
-                ).fetchone() or (-1,)
-                _insert_samples(db, voice_id, top + 1, list(zip(added, samples, strict=True)))
-                _touch(db, changed)
-                _replace_latents(db, voice_id, latents)
-        finally:
-            self._changed()
+        with self._change() as db:
+            current = _current_voice(db, voice_id)
+            changed = with_samples(current, samples, latents)
+            added = changed.samples[len(current.samples) :]
+            # Positions only order the clips: the next after the highest, gaps and all.
+            (top,) = db.execute(
+                "SELECT COALESCE(MAX(position), -1) FROM tts_voice_samples WHERE voice_id = %s",
+                (voice_id,),
+            ).fetchone() or (-1,)
+            _insert_samples(db, voice_id, top + 1, list(zip(added, samples, strict=True)))
+            _touch(db, changed)
+            _replace_latents(db, voice_id, latents)
         return changed
 
     def remove_sample(self, voice_id: str, sample_id: str, latents: Latents) -> LibraryVoice:
-        try:
-            with self._db.transaction() as db:
-                _bump(db)
-                changed = without_sample(_current_voice(db, voice_id), sample_id, latents)
-                db.execute(
-                    "DELETE FROM tts_voice_samples WHERE id = %s AND voice_id = %s", (sample_id, voice_id)
-                )
-                _touch(db, changed)
-                _replace_latents(db, voice_id, latents)
-        finally:
-            self._changed()
+        with self._change() as db:
+            changed = without_sample(_current_voice(db, voice_id), sample_id, latents)
+            db.execute("DELETE FROM tts_voice_samples WHERE id = %s AND voice_id = %s", (sample_id, voice_id))
+            _touch(db, changed)
+            _replace_latents(db, voice_id, latents)
         return changed
 
     def store_latents(self, voice_id: str, latents: Latents) -> bool:
