@@ -70,3 +70,7 @@ def compat_xtts_server(xtts_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     data = tmp_path_factory.mktemp("compat-xtts")
     with running_server(xtts_settings(data, xtts_dir, api_keys=",".join(COMPAT_XTTS_KEYS))) as url:
         yield url
+
+
+# A real PostgreSQL server (session) and an empty database per test: tests/support/postgres.py.
+from tests.support.postgres import postgres_server, postgres_url  # noqa: E402, F401

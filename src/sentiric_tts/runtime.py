@@ -26,8 +26,9 @@ from sentiric_tts.synthesis.scheduler import EngineScheduler
 from sentiric_tts.synthesis.stream import AudioStream
 from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.latent_cache import LatentCache
+from sentiric_tts.voices.library_backend import open_library
 from sentiric_tts.voices.library_service import LibraryService
-from sentiric_tts.voices.library_store import LibraryStore
+from sentiric_tts.voices.voice_store import VoiceStore
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,12 @@ class Runtime:
             is_output=lambda item: isinstance(item, np.ndarray),
             layout=settings.worker_layout(engine.kind),
         )
-        latent_cache = LatentCache(settings.paths.latents_dir, settings.voices.latent_cache_entries)
+        # Saved voices: every door reaches them through the catalogue's voice resolution. Embedded
+        # or in a shared database (TTS_LIBRARY_URL), with the latent cache's persistent layer.
+        backend = open_library(settings)
+        latent_cache = LatentCache(backend.latent_shelf, settings.voices.latent_cache_entries)
         metrics = ServiceMetrics(scheduler, latent_cache)
-        # Saved voices: every door reaches them through the catalogue's voice resolution.
-        store = LibraryStore(settings.paths.voice_library_dir, settings.voices.library_max_voices)
+        store = backend.store
         library = LibraryService(
             store,
             engine,
@@ -248,7 +251,7 @@ def _pipeline(
     return SynthesisPipeline(catalogue, planner, renderer)
 
 
-def _log_ownerless_voices(store: LibraryStore, api_keys: ApiKeys) -> None:
+def _log_ownerless_voices(store: VoiceStore, api_keys: ApiKeys) -> None:
     ownerless = sum(voice.owner is None for voice in store.list())
     if api_keys.enabled and ownerless:
         log.info(

@@ -52,6 +52,16 @@ class VoiceSettings(SettingsGroup):
         description="Most voices the voice library holds; creating more answers 409.",
     )
 
+    library_url: str | None = setting(
+        None,
+        env="TTS_LIBRARY_URL",
+        pattern=r"^postgres(ql)?://",
+        description="Unset: the voice library lives in the data folder (one server). A "
+        "postgresql://user:password@host:port/db URL: voices, clips and computed latents live in "
+        "that database, shared by every server given the same URL (docs/cluster.md; needs the "
+        "`postgres` extra).",
+    )
+
     def reference_limits(self) -> ReferenceLimits:
         from sentiric_tts.audio.reference import ReferenceLimits  # when called: see audio.py
 

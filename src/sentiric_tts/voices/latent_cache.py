@@ -1,7 +1,9 @@
-"""Cache of cloning conditioning (XTTS latents): an in-memory LRU backed by files on disk.
+"""Cache of cloning conditioning (XTTS latents): an in-memory LRU per process, backed by a
+persistent shelf (latent_shelves.py): files on disk, or the voice library's PostgreSQL database
+when TTS_LIBRARY_URL is set, so that every replica of a cluster finds what one computed.
 
 The key covers everything the conditioning depends on: the decoded reference audio, the model
-(its fingerprint) and the conditioning settings. A restart reads the files instead of
+(its fingerprint) and the conditioning settings. A restart reads the shelf instead of
 recomputing; a changed model or setting simply misses.
 """
 
@@ -14,14 +16,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from sentiric_tts.voices.durable_files import is_temporary, write_atomically
+from sentiric_tts.voices.latent_shelves import FileShelf, LatentShelf
 
 log = logging.getLogger(__name__)
 
 
 class LatentCache:
-    def __init__(self, directory: Path | None, capacity: int) -> None:
-        self._directory = directory
+    def __init__(self, shelf: LatentShelf | Path | None, capacity: int) -> None:
+        """`shelf`: where entries persist (a folder: one file per entry); None: memory only."""
+        self._shelf: LatentShelf | None = FileShelf(shelf) if isinstance(shelf, Path) else shelf
         self._capacity = capacity
         self._memory: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
@@ -31,19 +34,12 @@ class LatentCache:
         self.write_failures = 0
         """Conditionings that could not be written to disk (kept in memory only)."""
         self._failing = False
-        if directory is not None and directory.is_dir():
-            for entry in directory.iterdir():  # writes a crash interrupted
-                if is_temporary(entry.name):
-                    entry.unlink(missing_ok=True)
 
     @staticmethod
     def key(reference_digest: str, model_fingerprint: str, conditioning_tag: str) -> str:
         return hashlib.sha256(
             f"{reference_digest}|{model_fingerprint}|{conditioning_tag}".encode()
         ).hexdigest()
-
-    def _path(self, key: str) -> Path | None:
-        return None if self._directory is None else self._directory / f"{key}.latents"
 
     def _remember(self, key: str, value: object) -> None:
         self._memory[key] = value
@@ -57,13 +53,14 @@ class LatentCache:
                 self._memory.move_to_end(key)
                 self.hits += 1
                 return self._memory[key]
-        path = self._path(key)
-        if path is not None and path.is_file():
+        if self._shelf is not None:
             try:
-                value = load(path.read_bytes())
-            except Exception as exc:  # a damaged file is recomputed, not fatal
-                log.warning("Ignoring unreadable cached conditioning %s: %s", path.name, exc)
-            else:
+                data = self._shelf.read(key)
+                value = None if data is None else load(data)
+            except Exception as exc:  # a damaged entry, an unreachable database: recomputed
+                log.warning("Ignoring unreadable cached conditioning %s: %s", key, exc)
+                value = None
+            if value is not None:
                 with self._lock:
                     self._remember(key, value)
                     self.hits += 1
@@ -74,24 +71,25 @@ class LatentCache:
         return None
 
     def put(self, key: str, value: object, dump: Callable[[object], bytes]) -> None:
-        """Keep `value` in memory and on disk. The disk copy is optional: when it cannot be
-        written (a full disk) it is left out, logged once until a write succeeds again."""
+        """Keep `value` in memory and on the shelf. The shelf's copy is optional: when it cannot
+        be written (a full disk, a database down) it is left out, logged once until a write
+        succeeds again."""
         with self._lock:
             self._remember(key, value)
-        path = self._path(key)
-        if path is None:
+        if self._shelf is None:
             return
         data = dump(value)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, data)  # a crash never leaves half a file under a valid key
+            self._shelf.write(key, data)
         except OSError as exc:
             with self._lock:
                 self.write_failures += 1
                 first, self._failing = not self._failing, True
             if first:
                 log.warning(
-                    "Cloning conditioning kept in memory only: cannot write %s (%s)", path.parent, exc
+                    "Cloning conditioning kept in memory only: cannot write to %s (%s)",
+                    self._shelf.describe(),
+                    exc,
                 )
             return
         with self._lock:

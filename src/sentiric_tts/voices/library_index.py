@@ -172,6 +172,11 @@ class LibraryIndex:
         self._keeper.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
         return moved
 
+    def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
+
     def _check(self) -> None:
         with self.connect() as db:
             db.execute("PRAGMA journal_mode = WAL")

@@ -1,8 +1,8 @@
 """Library voices as the service uses them: created and edited from reference clips, and turned
 into engine conditioning for synthesis.
 
-The store (library_store.py) keeps clips and serialised latents; this module decodes and checks clips,
-computes latents on the engine's worker and decides when stored latents are still valid. Latents
+The store (voice_store.py: folders and SQLite, or PostgreSQL) keeps clips and serialised
+latents; this module decodes and checks clips, computes latents on the engine's worker and decides when stored latents are still valid. Latents
 carry the model they were made with: after a model change (or when they are damaged) the first
 request that names a voice recomputes them from its stored clips, then stores them again.
 
@@ -29,8 +29,8 @@ from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.cloning import conditioning_from, model_tag, require_cloning_engine
 from sentiric_tts.voices.latent_cache import LatentCache
 from sentiric_tts.voices.library_records import Latents, LibraryVoice, NewSample
-from sentiric_tts.voices.library_store import (
-    LibraryStore,
+from sentiric_tts.voices.library_rules import (
+    LibraryUnavailable,
     clean_description,
     clean_name,
     last_sample,
@@ -38,6 +38,7 @@ from sentiric_tts.voices.library_store import (
     sample_not_found,
     voice_not_found,
 )
+from sentiric_tts.voices.voice_store import VoiceStore
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,11 @@ _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})?")
 
 class LibraryService:
     """The voice library as callers use it (per-caller visibility, editing, conditioning) over
-    its LibraryStore."""
+    its store (any VoiceStore)."""
 
     def __init__(
         self,
-        store: LibraryStore,
+        store: VoiceStore,
         engine: Engine,
         scheduler: EngineScheduler,
         latent_cache: LatentCache,
@@ -317,7 +318,7 @@ class LibraryService:
         own = dataclasses.replace(latents, reference_digest=voice.reference_digest)
         try:
             await anyio.to_thread.run_sync(self.store.store_latents, voice_id, own)
-        except OSError as exc:  # e.g. a full disk: this request goes on, the next start tries again
+        except (OSError, LibraryUnavailable) as exc:  # e.g. a full disk: this request goes on
             log.warning("Library voice %s: recomputed latents not stored (%s)", voice_id, exc)
         self._remember(voice_id, voice.reference_digest, model, conditioning)
         return conditioning

@@ -16,25 +16,19 @@ full disk answers 507 with the library unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import secrets
 import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
-from sentiric_tts.failures import Failure, RequestError
 from sentiric_tts.voices.durable_files import is_disk_full, sync_directory, write_atomically, write_temporary
 from sentiric_tts.voices.library_index import LibraryIndex, Transaction
 from sentiric_tts.voices.library_records import (
-    DESCRIPTION_MAX_CHARS,
     LATENTS_NAME,
-    NAME_MAX_CHARS,
     RECORD_NAME,
     SAMPLE_ID,
     VOICE_ID,
@@ -48,108 +42,24 @@ from sentiric_tts.voices.library_records import (
     encode_record,
 )
 from sentiric_tts.voices.library_recovery import DELETING_PREFIX, STAGING_PREFIX, Recovery, open_library
+from sentiric_tts.voices.library_rules import (
+    MetadataEdit,
+    first_or_named,
+    has_name,
+    library_full,
+    name_taken,
+    new_voice,
+    sample_missing,
+    sample_not_found,
+    storage_full,
+    voice_not_found,
+    with_samples,
+    without_sample,
+)
 
 log = logging.getLogger(__name__)
 
 _PREVIOUS_RECORD = f".{RECORD_NAME}.previous.part"
-
-
-def voice_not_found(voice_id: str) -> RequestError:
-    return RequestError(
-        f"No voice '{voice_id}'. GET /api/voices lists them all (library ids look like v_ and "
-        "12 hex digits).",
-        param="voice_id",
-        code="voice_not_found",
-        kind=Failure.NOT_FOUND,
-    )
-
-
-def sample_not_found(voice_id: str, sample_id: str) -> RequestError:
-    return RequestError(
-        f"Voice '{voice_id}' has no sample '{sample_id}'. GET /api/voices/{voice_id} lists its samples.",
-        param="sample_id",
-        code="sample_not_found",
-        kind=Failure.NOT_FOUND,
-    )
-
-
-def sample_missing(voice_id: str, sample_id: str) -> RequestError:
-    return RequestError(
-        f"The clip of sample '{sample_id}' of voice '{voice_id}' is missing from the library's "
-        f"folder. Remove the sample (DELETE /api/voices/{voice_id}/samples/{sample_id}) or ask the "
-        "operator to restore the file.",
-        param="sample_id",
-        code="sample_missing",
-        kind=Failure.CONFLICT,
-    )
-
-
-def name_taken(name: str) -> RequestError:
-    return RequestError(
-        f"A voice named '{name}' already exists. Choose another name (names are compared "
-        "without regard to case).",
-        param="name",
-        code="voice_name_taken",
-        kind=Failure.CONFLICT,
-    )
-
-
-def last_sample(voice_id: str) -> RequestError:
-    return RequestError(
-        f"Voice '{voice_id}' has only this sample left; a voice needs at least one. Add another "
-        "sample first, or delete the voice.",
-        param="sample_id",
-        code="last_sample",
-        kind=Failure.CONFLICT,
-    )
-
-
-def storage_full() -> RequestError:
-    return RequestError(
-        "The voice library's disk is full: nothing was changed. The operator needs to free space "
-        "in the data folder (TTS_DATA_DIR / TTS_VOICE_LIBRARY_DIR); then try again.",
-        code="insufficient_storage",
-        kind=Failure.STORAGE_FULL,
-    )
-
-
-def clean_name(name: str) -> str:
-    """A voice name as stored: trimmed, 1-64 printable characters, not shaped like an id."""
-    cleaned = " ".join(name.split())
-    if not cleaned or len(cleaned) > NAME_MAX_CHARS:
-        raise RequestError(
-            f"The name must be 1-{NAME_MAX_CHARS} characters (got {len(cleaned)}).",
-            param="name",
-            code="invalid_name",
-        )
-    if not cleaned.isprintable():
-        raise RequestError("The name holds control characters.", param="name", code="invalid_name")
-    if VOICE_ID.fullmatch(cleaned.casefold()):
-        raise RequestError(
-            f"'{cleaned}' looks like a voice id; choose a name that does not.",
-            param="name",
-            code="invalid_name",
-        )
-    return cleaned
-
-
-def clean_description(description: str) -> str:
-    cleaned = description.strip()
-    if len(cleaned) > DESCRIPTION_MAX_CHARS:
-        raise RequestError(
-            f"The description is {len(cleaned)} characters; the limit is {DESCRIPTION_MAX_CHARS}.",
-            param="description",
-            code="invalid_description",
-        )
-    return cleaned
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(6)}"
 
 
 class LibraryStore:
@@ -170,6 +80,9 @@ class LibraryStore:
         with self._lock:
             # What opening found and did: rows recovered, leftovers swept, clips missing ...
             self.recovery: Recovery = open_library(directory, self._index)
+
+    def close(self) -> None:
+        self._index.close()
 
     # --- plumbing ---
 
@@ -254,8 +167,7 @@ class LibraryStore:
         raise voice_not_found(voice_id)
 
     def has_name(self, name: str, owner: str | None) -> bool:
-        key = name.strip().casefold()
-        return any(v.owner == owner and v.name.casefold() == key for v in self.list())
+        return has_name(self.list(), name, owner)
 
     def _clip(self, voice: LibraryVoice, sample: LibrarySample) -> tuple[str, bytes]:
         try:
@@ -272,11 +184,7 @@ class LibraryStore:
     def sample_file(self, voice_id: str, sample_id: str | None) -> tuple[str, bytes]:
         """One stored clip (default: the first) as (file name, uploaded bytes)."""
         voice = self.get(voice_id)
-        wanted = voice.samples[0].id if sample_id is None else sample_id
-        sample = next((s for s in voice.samples if s.id == wanted), None)
-        if sample is None:
-            raise sample_not_found(voice_id, wanted)
-        return self._clip(voice, sample)
+        return self._clip(voice, first_or_named(voice, sample_id))
 
     def latents(self, voice_id: str, model: str) -> bytes | None:
         """Stored conditioning when it was made by `model` from the voice's current clips; None
@@ -313,37 +221,16 @@ class LibraryStore:
     ) -> LibraryVoice:
         """Store a new voice; RequestError 409 when its owner has the name or the library is full,
         507 when the disk is."""
-        name = clean_name(name)
-        description = clean_description(description)
-        if not samples:
-            raise RequestError("A voice needs at least one sample.", param="files", code="missing_reference")
-        if name.casefold() in {reserved.casefold() for reserved in reserved_names}:
-            raise name_taken(name)
-        now = _now()
-        voice = LibraryVoice(
-            id=_new_id("v"),
-            name=name,
-            language=language,
-            description=description,
-            created_at=now,
-            updated_at=now,
-            samples=tuple(LibrarySample(_new_id("s"), s.filename, s.seconds) for s in samples),
-            reference_digest=latents.reference_digest,
-            owner=owner,
-        )
+        voice = new_voice(name, language, description, samples, latents, reserved_names, owner)
         staging = self.directory / f"{STAGING_PREFIX}{voice.id}"
         final = self.directory / voice.id
         with self._change() as change:
             if self._index.count(change.db) >= self.max_voices:
-                raise RequestError(
-                    f"The voice library is full ({self.max_voices} voices). Delete a voice first.",
-                    code="voice_library_full",
-                    kind=Failure.CONFLICT,
-                )
+                raise library_full(self.max_voices)
             try:
                 self._index.put(change.db, voice)
             except sqlite3.IntegrityError as exc:  # the unique index settles concurrent creates
-                raise name_taken(name) from exc
+                raise name_taken(voice.name) from exc
             change.on_failure(lambda: shutil.rmtree(staging, ignore_errors=True))
             staging.mkdir()
             for sample, new in zip(voice.samples, samples, strict=True):
@@ -367,21 +254,15 @@ class LibraryStore:
     ) -> LibraryVoice:
         """Change a voice's metadata; fields left None stay as they are."""
         self._voice_dir(voice_id)
-        if name is not None:
-            name = clean_name(name)
-            if name.casefold() in {reserved.casefold() for reserved in reserved_names}:
-                raise name_taken(name)
-        if description is not None:
-            description = clean_description(description)
+        edit = MetadataEdit.checked(
+            name=name,
+            description=description,
+            language=language,
+            clear_language=clear_language,
+            reserved_names=reserved_names,
+        )
         with self._change() as change:
-            current = self._current(change, voice_id)
-            changed = dataclasses.replace(
-                current,
-                name=current.name if name is None else name,
-                description=current.description if description is None else description,
-                language=None if clear_language else (current.language if language is None else language),
-                updated_at=_now(),
-            )
+            changed = edit.applied(self._current(change, voice_id))
             try:
                 self._index.put(change.db, changed)
             except sqlite3.IntegrityError as exc:
@@ -405,13 +286,8 @@ class LibraryStore:
         folder = self._voice_dir(voice_id)
         with self._change() as change:
             current = self._current(change, voice_id)
-            added = tuple(LibrarySample(_new_id("s"), s.filename, s.seconds) for s in samples)
-            changed = dataclasses.replace(
-                current,
-                samples=current.samples + added,
-                reference_digest=latents.reference_digest,
-                updated_at=_now(),
-            )
+            changed = with_samples(current, samples, latents)
+            added = changed.samples[len(current.samples) :]
             self._index.put(change.db, changed)
             for sample, new in zip(added, samples, strict=True):
                 path = folder / clip_name(sample.id)
@@ -425,15 +301,7 @@ class LibraryStore:
         """Drop one clip; `latents` are the conditioning of the clips that remain."""
         path = self._sample_path(voice_id, sample_id)
         with self._change() as change:
-            current = self._current(change, voice_id)
-            kept = tuple(s for s in current.samples if s.id != sample_id)
-            if len(kept) == len(current.samples):
-                raise sample_not_found(voice_id, sample_id)
-            if not kept:
-                raise last_sample(voice_id)
-            changed = dataclasses.replace(
-                current, samples=kept, reference_digest=latents.reference_digest, updated_at=_now()
-            )
+            changed = without_sample(self._current(change, voice_id), sample_id, latents)
             self._index.put(change.db, changed)
             self._stage_latents(change, path.parent, latents)
             self._replace_record(change, changed)

@@ -28,8 +28,8 @@ from sentiric_tts.runtime import Runtime
 from sentiric_tts.settings import LONGEST_REFERENCE_SECONDS
 from sentiric_tts.voices.access import LibraryAccess
 from sentiric_tts.voices.library_records import VOICE_ID, LibraryVoice
+from sentiric_tts.voices.library_rules import voice_not_found
 from sentiric_tts.voices.library_service import LibraryService
-from sentiric_tts.voices.library_store import voice_not_found
 
 router = APIRouter(prefix="/api", tags=["voices"], dependencies=[Depends(client_identity)])
 
