@@ -4,7 +4,9 @@ replicas on different nodes, every request through the ingress's HTTP doors."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ import pytest
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (the cluster extra)")
 
 from tests.support.audio import parse_wav, to_16k, word_error_rate
-from tests.support.ray_cluster import LocalCluster, local_cluster, serve_config, serve_run
+from tests.support.ray_cluster import LocalCluster, local_cluster, replica_pids, serve_config, serve_run
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.cluster
@@ -83,7 +85,9 @@ def transcribed_wer(transcribe, wav: bytes, text: str = TEXT) -> float:  # type:
     return word_error_rate(text, transcribe(to_16k(samples, rate)))
 
 
-def test_two_engine_replicas_on_two_nodes_speak_through_every_http_door(deployed: Deployed, transcribe) -> None:  # type: ignore[no-untyped-def]
+def test_two_engine_replicas_on_two_nodes_speak_through_every_http_door(
+    deployed: Deployed, transcribe
+) -> None:  # type: ignore[no-untyped-def]
     url = deployed.url
     before = engine_calls(url)
     assert len({node for node, _ in before}) == 2, f"replicas on one node: {before}"
@@ -101,14 +105,78 @@ def test_two_engine_replicas_on_two_nodes_speak_through_every_http_door(deployed
         return response.content
 
     def streamed(_: int) -> bytes:
-        with httpx.stream("POST", f"{url}/api/tts/stream", json={"text": TEXT}, timeout=120) as response:
+        with httpx.stream(
+            "POST", f"{url}/api/tts", json={"text": TEXT, "stream": True}, timeout=120
+        ) as response:
             assert response.status_code == 200
             return b"".join(response.iter_bytes())
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        bodies = list(pool.map(lambda job: job[0](job[1]), [(door, n) for door in (whole, openai, streamed) for n in range(2)]))
+        bodies = list(
+            pool.map(
+                lambda job: job[0](job[1]),
+                [(door, n) for door in (whole, openai, streamed) for n in range(2)],
+            )
+        )
     for body in bodies:
         assert transcribed_wer(transcribe, body) <= 0.10
     after = engine_calls(url)
     served = {key for key, count in after.items() if count > before.get(key, 0)}
     assert len(served) == 2, f"calls per replica: before {before}, after {after}"
+
+
+# One long opening sentence: Piper renders it in pieces (someone waits for it), so a replica
+# killed while it renders has already sent audio of it.
+LONG = (
+    "Every morning the old lighthouse keeper climbed the winding stairs to polish the great lamp "
+    "and look far out over the grey and restless sea for ships. He wrote down the weather."
+)
+
+
+def _stream_outcome(url: str, started: list[int], index: int) -> tuple[str, bytes]:
+    """("complete" | "broken", body) of one streamed request; `started[index]` counts its bytes."""
+    body = bytearray()
+    try:
+        with httpx.stream(
+            "POST", f"{url}/api/tts", json={"text": LONG, "stream": True}, timeout=120
+        ) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_raw():
+                body.extend(chunk)
+                started[index] = len(body)
+    except httpx.RemoteProtocolError:  # the connection closed without the chunked body's end
+        return "broken", bytes(body)
+    return "complete", bytes(body)
+
+
+def test_a_killed_engine_replica_breaks_its_streams_only_and_is_replaced(
+    deployed: Deployed, transcribe
+) -> None:  # type: ignore[no-untyped-def]
+    url, cluster = deployed.url, deployed.cluster
+    victims = replica_pids(cluster, "Engine", node=1)
+    assert len(victims) == 1, victims
+    before = set(engine_calls(url))
+    started = [0] * 4
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        streams = [pool.submit(_stream_outcome, url, started, n) for n in range(4)]
+        deadline = time.monotonic() + 60
+        while min(started) < 2000 and time.monotonic() < deadline:  # each has audio on its way
+            time.sleep(0.005)
+        os.kill(victims[0], signal.SIGKILL)
+        later = [pool.submit(speak, url, TEXT) for _ in range(4)]  # not started when it died
+        outcomes = [stream.result() for stream in streams]
+        whole = [request.result() for request in later]
+    kinds = [kind for kind, _ in outcomes]
+    assert "broken" in kinds, kinds  # the streams the dead replica was speaking
+    for kind, body in outcomes:
+        if kind == "complete":  # a stream that ended cleanly holds all its speech
+            assert transcribed_wer(transcribe, body, LONG) <= 0.10
+    for body in whole:
+        assert transcribed_wer(transcribe, body) <= 0.10
+    # Serve starts a new replica: a replica id never seen before takes calls.
+    deadline = time.monotonic() + 180
+    while not set(engine_calls(url)) - before:
+        assert time.monotonic() < deadline, f"no replacement replica: {engine_calls(url)}"
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: speak(url, "Hello there."), range(2)))
+    assert len(replica_pids(cluster, "Engine", node=1)) == 1

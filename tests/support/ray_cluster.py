@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,10 +63,8 @@ def _end_sessions(sessions: list[int]) -> None:
     for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         for session in sessions:
             for pid in _session_pids(session):
-                try:
+                with suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + wait_s
         while any(_session_pids(s) for s in sessions) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -122,6 +121,20 @@ def local_cluster(temp_dir: Path, head_cpus: int = 2, worker_cpus: int = 1) -> I
         yield LocalCluster(f"127.0.0.1:{port}", env, sessions)
     finally:
         _end_sessions(sessions)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def replica_pids(cluster: LocalCluster, deployment: str, node: int) -> list[int]:
+    """Processes of `deployment`'s replicas on the cluster's `node`-th node (0: the head)."""
+    pids = []
+    for pid in _session_pids(cluster.sessions[node]):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if f"ServeReplica:sentiric-tts:{deployment}" in title:
+            pids.append(pid)
+    return pids
 
 
 def serve_config(
@@ -157,7 +170,17 @@ def serve_run(cluster: LocalCluster, config: dict[str, object], path: Path) -> N
     """`sentiric-tts cluster run --config` (serve run, non-blocking) onto the cluster."""
     path.write_text(yaml.safe_dump(config))
     subprocess.run(
-        [sys.executable, "-m", "sentiric_tts", "cluster", "run", "--config", str(path), "--address", cluster.address],
+        [
+            sys.executable,
+            "-m",
+            "sentiric_tts",
+            "cluster",
+            "run",
+            "--config",
+            str(path),
+            "--address",
+            cluster.address,
+        ],
         env=cluster.env,
         check=True,
         timeout=300,

@@ -61,13 +61,13 @@ class Ingress:
 
 
 # Piper by default: one CPU per replica; serve.yaml asks for a GPU per XTTS replica instead.
-Engine = serve.deployment(name=ENGINE, ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)(
+EngineDeployment = serve.deployment(name=ENGINE, ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)(
     EngineReplica
 )
 
 
 def build() -> Application:
-    return Ingress.bind(Engine.bind())  # type: ignore[attr-defined]
+    return Ingress.bind(EngineDeployment.bind())  # type: ignore[attr-defined]
 
 
 app = build()

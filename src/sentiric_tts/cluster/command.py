@@ -44,7 +44,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=("deploy", "run", "config"),
         help="deploy: serve deploy (via the dashboard); run: serve run; config: print the shipped config's path",
     )
-    parser.add_argument("--config", type=Path, help=f"Serve config file (default: {CONFIG.name} shipped here)")
+    parser.add_argument(
+        "--config", type=Path, help=f"Serve config file (default: {CONFIG.name} shipped here)"
+    )
     parser.add_argument("--address", help="Ray dashboard URL (deploy) or Ray address (run)")
     parser.add_argument("--blocking", action="store_true", help="run: stay in the foreground")
     parser.set_defaults(handler=lambda _settings, args: cluster(args))

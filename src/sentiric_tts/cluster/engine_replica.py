@@ -45,7 +45,9 @@ def _stamp() -> ReplicaStamp:
         import ray
         from ray import serve
 
-        return ReplicaStamp(serve.get_replica_context().replica_id.unique_id, ray.get_runtime_context().get_node_id())
+        return ReplicaStamp(
+            serve.get_replica_context().replica_id.unique_id, ray.get_runtime_context().get_node_id()
+        )
     except Exception:
         return ReplicaStamp(f"pid-{os.getpid()}", "local")
 
@@ -53,7 +55,9 @@ def _stamp() -> ReplicaStamp:
 class EngineReplica:
     """The engine deployment's class (app.py makes it a Serve deployment)."""
 
-    def __init__(self, settings: Settings | None = None, load: Callable[[Settings], Engine] = load_engine) -> None:
+    def __init__(
+        self, settings: Settings | None = None, load: Callable[[Settings], Engine] = load_engine
+    ) -> None:
         settings = settings or get_settings()
         self._engine = load(settings)
         self._scheduler = EngineScheduler(
@@ -69,7 +73,9 @@ class EngineReplica:
         self._description = describe(self._engine)
         self._conditionings: OrderedDict[bytes, object] = OrderedDict()
         self.stamp = _stamp()
-        log.info("Engine replica %s ready: %s on %s", self.stamp.replica, self._engine.name, self._engine.device)
+        log.info(
+            "Engine replica %s ready: %s on %s", self.stamp.replica, self._engine.name, self._engine.device
+        )
 
     def describe(self) -> EngineDescription:
         return self._description

@@ -117,7 +117,9 @@ class RemoteEngine:
     ) -> Iterator[np.ndarray]:
         conditioning = voice.conditioning.data if isinstance(voice.conditioning, RemoteConditioning) else None
         for attempt in range(self._retries + 1):
-            stream = self._streaming.synthesize.remote(text, language, voice.id, conditioning, params, awaited)
+            stream = self._streaming.synthesize.remote(
+                text, language, voice.id, conditioning, params, awaited
+            )
             heard = False
             try:
                 for item in stream:
@@ -130,7 +132,9 @@ class RemoteEngine:
                 return
             except _REPLICA_LOST as exc:
                 if heard or attempt == self._retries:
-                    raise EngineError(f"engine replica lost ({'mid-stream' if heard else 'no retry left'}): {exc}") from exc
+                    raise EngineError(
+                        f"engine replica lost ({'mid-stream' if heard else 'no retry left'}): {exc}"
+                    ) from exc
                 log.warning("engine replica lost before the first audio; retrying (%s)", exc)
                 time.sleep(self._backoff_s * 2**attempt)
             except Exception as exc:  # the engine failed on its replica: no retry
