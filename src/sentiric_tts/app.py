@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 from fastapi import FastAPI
@@ -24,6 +25,8 @@ from sentiric_tts.doors.websocket import route as websocket_route
 from sentiric_tts.doors.wyoming.server import WyomingDoor
 from sentiric_tts.doors.xtts_api import routes as xtts_api_routes
 from sentiric_tts.doors.xtts_streaming import routes as xtts_streaming_routes
+from sentiric_tts.engines.base import Engine
+from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.runtime import CUT_SETTLE_S, Runtime
 from sentiric_tts.settings import Settings, get_settings
 from sentiric_tts.web import mount_dashboard
@@ -32,14 +35,16 @@ _DESCRIPTION = """Self-hosted text to speech: Coqui XTTS v2 on GPUs, an embedded
 everywhere else. Whole files or streams that start before synthesis is done."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, load: Callable[[Settings], Engine] = load_engine) -> FastAPI:
+    """`load` makes the engine (Runtime.build): on a Ray Serve cluster, one whose work is done by
+    the engine replicas (cluster/remote_engine.py)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         grpc_door = GrpcDoor.configure(settings)  # TLS files checked before the engine loads
         wyoming_door = WyomingDoor.configure(settings)
-        runtime = await anyio.to_thread.run_sync(Runtime.build, settings)
+        runtime = await anyio.to_thread.run_sync(partial(Runtime.build, settings, load=load))
         app.state.runtime = runtime
         await anyio.to_thread.run_sync(runtime.start)
         app.state.grpc = grpc_door

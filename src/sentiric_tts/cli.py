@@ -1,4 +1,5 @@
-"""Command line: `serve` runs the service, `say` speaks one text to a file, `voices` lists voices."""
+"""Command line: `serve` runs the service, `say` speaks one text to a file, `voices` lists voices,
+`cluster` deploys the service onto a Ray Serve cluster."""
 
 from __future__ import annotations
 
@@ -136,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     voices = commands.add_parser("voices", help="list the engine's voices")
     voices.set_defaults(handler=_voices)
+
+    from sentiric_tts.cluster.command import add_parser  # imports no Ray: the extra is optional
+
+    add_parser(commands)
     return parser
 
 

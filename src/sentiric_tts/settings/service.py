@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sentiric_tts.settings.audio import AudioSettings
+from sentiric_tts.settings.cluster import ClusterSettings
 from sentiric_tts.settings.doors import (
     GradioSettings,
     GrpcSettings,
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     limits: RequestLimitSettings = Field(default_factory=RequestLimitSettings)
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,73 @@
+"""The Serve application: `Ingress` (every door) in front of `Engine` (one engine per replica).
+
+serve.yaml names this module's `app` as its import path and sets each deployment's replicas,
+autoscaling and resources by name; the defaults here are for a CPU-only cluster running Piper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+
+from sentiric_tts.app import create_app
+from sentiric_tts.cluster.engine_replica import EngineReplica
+from sentiric_tts.cluster.remote_engine import RemoteEngine, remote_engine
+from sentiric_tts.engines.base import Engine
+from sentiric_tts.logging_setup import configure_logging
+from sentiric_tts.settings import Settings, get_settings
+
+INGRESS = "Ingress"
+ENGINE = "Engine"
+
+
+@serve.deployment(name=INGRESS, max_ongoing_requests=256)
+@serve.ingress()
+class Ingress:
+    """The FastAPI app of one machine, built in the replica (its lifespan builds the Runtime) with
+    an engine whose work the `Engine` deployment does."""
+
+    def __init__(self, engine: DeploymentHandle) -> None:
+        self._engine = engine
+        self._remote: RemoteEngine | None = None
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        settings = get_settings()
+        configure_logging(settings.server.log_level, settings.server.log_json)
+        # One remote engine stands for every replica: Serve's router spreads the calls.
+        settings = settings.model_copy(
+            update={"engines": settings.engines.model_copy(update={"instances": 1})}
+        )
+        app = create_app(settings, load=self._load)
+        service_lifespan = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            async with service_lifespan(app):
+                if self._remote is not None:  # calls per engine replica beside the service's metrics
+                    app.state.runtime.metrics.registry.register(self._remote.calls)
+                yield
+
+        app.router.lifespan_context = lifespan
+        return app
+
+    def _load(self, settings: Settings) -> Engine:
+        self._remote = remote_engine(self._engine, settings)
+        return self._remote
+
+
+# Piper by default: one CPU per replica; serve.yaml asks for a GPU per XTTS replica instead.
+EngineDeployment = serve.deployment(name=ENGINE, ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)(
+    EngineReplica
+)
+
+
+def build() -> Application:
+    return Ingress.bind(EngineDeployment.bind())  # type: ignore[attr-defined]
+
+
+app = build()

@@ -1,0 +1,151 @@
+"""One engine in an engine replica: its calls ordered by the same scheduler as on one machine.
+
+The replica owns an EngineScheduler over its one engine, so a Piper replica keeps its stream and
+first-audio threads (a new request's first audio preempts the streams already playing) and an
+XTTS replica its batch loop with a thread per open sentence. Admission (503 + Retry-After) is the
+ingress's: this scheduler's bound only has to exceed what Serve sends a replica at once
+(`max_ongoing_requests` in serve.yaml), which TTS_MAX_QUEUED_REQUESTS does by default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sentiric_tts.cluster.description import EngineDescription, describe
+from sentiric_tts.engines.base import CloningEngine, Engine, GenerationParams, LatentEngine, Voice
+from sentiric_tts.engines.selection import load_engine
+from sentiric_tts.settings import Settings, get_settings
+from sentiric_tts.synthesis.scheduler import EngineScheduler
+
+log = logging.getLogger(__name__)
+
+_CONDITIONING_ENTRIES = 64
+"""Decoded cloned-voice conditionings a replica keeps: a voice that speaks sentence after
+sentence is decoded once, not once per segment."""
+
+
+@dataclass(frozen=True)
+class ReplicaStamp:
+    """The first item of every stream: which replica (on which node) took the call. The ingress
+    counts calls per replica from it (metrics) and knows the replica is alive."""
+
+    replica: str
+    node: str
+
+
+def _stamp() -> ReplicaStamp:
+    try:  # inside Serve: the replica's and the node's ids; elsewhere (tests), the process
+        import ray
+        from ray import serve
+
+        return ReplicaStamp(
+            serve.get_replica_context().replica_id.unique_id, ray.get_runtime_context().get_node_id()
+        )
+    except Exception:
+        return ReplicaStamp(f"pid-{os.getpid()}", "local")
+
+
+class EngineReplica:
+    """The engine deployment's class (app.py makes it a Serve deployment)."""
+
+    def __init__(
+        self, settings: Settings | None = None, load: Callable[[Settings], Engine] = load_engine
+    ) -> None:
+        settings = settings or get_settings()
+        self._engine = load(settings)
+        self._scheduler = EngineScheduler(
+            [self._engine],
+            max_jobs=settings.admission.max_queued_requests,
+            buffer_chunks=settings.admission.stream_buffer_chunks,
+            retry_after_s=settings.admission.retry_after_seconds,
+            is_output=lambda item: isinstance(item, np.ndarray),
+            layout=settings.worker_layout(self._engine.kind),
+        )
+        self._engine.warmup()
+        self._scheduler.start()
+        self._description = describe(self._engine)
+        self._conditionings: OrderedDict[bytes, object] = OrderedDict()
+        self.stamp = _stamp()
+        log.info(
+            "Engine replica %s ready: %s on %s", self.stamp.replica, self._engine.name, self._engine.device
+        )
+
+    def describe(self) -> EngineDescription:
+        return self._description
+
+    async def synthesize(
+        self,
+        text: str,
+        language: str,
+        voice_id: str,
+        conditioning: bytes | None,
+        params: GenerationParams,
+        awaited: bool,
+    ) -> AsyncIterator[object]:
+        """The stamp, then the engine's float32 PCM chunks for one segment. Closing the stream
+        (the ingress's request ended) cancels the job before its next chunk."""
+        voice = Voice(voice_id, self._conditioning(conditioning))
+        job = self._scheduler.submit(
+            lambda engine, _: engine.synthesize(text, language, voice, params, awaited=awaited)
+        )
+        try:
+            yield self.stamp
+            async for chunk in job:
+                yield chunk
+        finally:
+            job.cancel()
+
+    # --- cloning: conditioning crosses the handle as the engine's own dump ---
+
+    async def clone_conditioning(self, clips: Sequence[np.ndarray], sample_rate: int) -> bytes:
+        engine = self._cloning()
+        conditioning = await self._scheduler.call(lambda _: engine.clone_conditioning(clips, sample_rate))
+        return engine.dump_conditioning(conditioning)
+
+    async def speaker_conditioning(self, voice_id: str) -> bytes:
+        engine = self._latents()
+        return engine.dump_conditioning(engine.speaker_conditioning(voice_id))
+
+    async def conditioning_vectors(self, conditioning: bytes) -> tuple[list[float], list[list[float]]]:
+        return self._latents().conditioning_vectors(self._conditioning(conditioning))
+
+    async def conditioning_from_vectors(
+        self, speaker_embedding: Sequence[float], gpt_cond_latent: Sequence[float] | Sequence[Sequence[float]]
+    ) -> bytes:
+        engine = self._latents()
+        return engine.dump_conditioning(engine.conditioning_from_vectors(speaker_embedding, gpt_cond_latent))
+
+    def __del__(self) -> None:
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is not None:
+            scheduler.stop()
+
+    def _cloning(self) -> CloningEngine:
+        if not isinstance(self._engine, CloningEngine):
+            raise TypeError(f"the {self._engine.name} engine cannot clone voices")
+        return self._engine
+
+    def _latents(self) -> LatentEngine:
+        if not isinstance(self._engine, LatentEngine):
+            raise TypeError(f"the {self._engine.name} engine has no conditioning vectors")
+        return self._engine
+
+    def _conditioning(self, data: bytes | None) -> object | None:
+        if data is None:
+            return None
+        key = hashlib.sha256(data).digest()
+        if key in self._conditionings:
+            self._conditionings.move_to_end(key)
+            return self._conditionings[key]
+        conditioning = self._cloning().load_conditioning(data)
+        self._conditionings[key] = conditioning
+        while len(self._conditionings) > _CONDITIONING_ENTRIES:
+            self._conditionings.popitem(last=False)
+        return conditioning
