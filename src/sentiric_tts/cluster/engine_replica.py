@@ -3,8 +3,9 @@
 The replica owns an EngineScheduler over its one engine, so a Piper replica keeps its stream and
 first-audio threads (a new request's first audio preempts the streams already playing) and an
 XTTS replica its batch loop with a thread per open sentence. Admission (503 + Retry-After) is the
-ingress's: this scheduler's bound only has to exceed what Serve sends a replica at once
-(`max_ongoing_requests` in serve.yaml), which TTS_MAX_QUEUED_REQUESTS does by default.
+ingress's: this scheduler's bound only has to reach what Serve sends a replica at once
+(`max_ongoing_requests` in serve.yaml), so it is the larger of that and TTS_MAX_QUEUED_REQUESTS
+(a small ingress limit must not make a replica refuse what Serve routed to it).
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ class ReplicaStamp:
     node: str
 
 
+def _max_ongoing_requests() -> int:
+    """What Serve sends this replica at once (0 outside Serve)."""
+    try:
+        from ray import serve
+
+        return int(serve.get_replica_context()._deployment_config.max_ongoing_requests)
+    except Exception:
+        return 0
+
+
 def _stamp() -> ReplicaStamp:
     try:  # inside Serve: the replica's and the node's ids; elsewhere (tests), the process
         import ray
@@ -59,6 +70,11 @@ class EngineReplica:
         self, settings: Settings | None = None, load: Callable[[Settings], Engine] = load_engine
     ) -> None:
         settings = settings or get_settings()
+        # The bound (and a batched engine's thread per job) covers what Serve may send at once.
+        bound = max(settings.admission.max_queued_requests, _max_ongoing_requests())
+        settings = settings.model_copy(
+            update={"admission": settings.admission.model_copy(update={"max_queued_requests": bound})}
+        )
         self._engine = load(settings)
         self._scheduler = EngineScheduler(
             [self._engine],
@@ -104,10 +120,14 @@ class EngineReplica:
 
     # --- cloning: conditioning crosses the handle as the engine's own dump ---
 
-    async def clone_conditioning(self, clips: Sequence[np.ndarray], sample_rate: int) -> bytes:
+    async def clone_conditioning(
+        self, clips: Sequence[np.ndarray], sample_rate: int
+    ) -> tuple[ReplicaStamp, bytes]:
+        """Conditioning computed from clips, with the stamp of the replica that computed it (the
+        ingress counts these: tts_cluster_conditioning_calls_total)."""
         engine = self._cloning()
         conditioning = await self._scheduler.call(lambda _: engine.clone_conditioning(clips, sample_rate))
-        return engine.dump_conditioning(conditioning)
+        return self.stamp, engine.dump_conditioning(conditioning)
 
     async def speaker_conditioning(self, voice_id: str) -> bytes:
         engine = self._latents()

@@ -49,15 +49,22 @@ class RemoteConditioning:
 
 
 class ReplicaCalls(Collector):
-    """Engine calls per replica, as the ingress saw them (tts_cluster_engine_calls_total)."""
+    """Engine calls per replica, as the ingress saw them: text segments
+    (tts_cluster_engine_calls_total) and conditioning computed from clips
+    (tts_cluster_conditioning_calls_total)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: Counter[ReplicaStamp] = Counter()
+        self._conditionings: Counter[ReplicaStamp] = Counter()
 
     def record(self, stamp: ReplicaStamp) -> None:
         with self._lock:
             self._calls[stamp] += 1
+
+    def record_conditioning(self, stamp: ReplicaStamp) -> None:
+        with self._lock:
+            self._conditionings[stamp] += 1
 
     def collect(self) -> Iterator[Metric]:
         calls = CounterMetricFamily(
@@ -65,10 +72,18 @@ class ReplicaCalls(Collector):
             "Text segments each engine replica took from this ingress.",
             labels=["replica", "node"],
         )
+        conditionings = CounterMetricFamily(
+            "tts_cluster_conditioning_calls",
+            "Cloned-voice conditionings each engine replica computed from clips for this ingress.",
+            labels=["replica", "node"],
+        )
         with self._lock:
             for stamp, count in self._calls.items():
                 calls.add_metric([stamp.replica, stamp.node], count)
+            for stamp, count in self._conditionings.items():
+                conditionings.add_metric([stamp.replica, stamp.node], count)
         yield calls
+        yield conditionings
 
 
 class RemoteEngine:
@@ -161,7 +176,9 @@ class RemoteCloningEngine(RemoteEngine):
     """CloningEngine across the handle: conditioning is made on a replica and kept as its dump."""
 
     def clone_conditioning(self, clips: Sequence[np.ndarray], sample_rate: int) -> object:
-        return RemoteConditioning(self._call("clone_conditioning", list(clips), sample_rate))
+        stamp, data = self._call("clone_conditioning", list(clips), sample_rate)
+        self.calls.record_conditioning(stamp)
+        return RemoteConditioning(data)
 
     def conditioning_tag(self) -> str:
         return self.description.conditioning_tag
