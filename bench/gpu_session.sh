@@ -3,7 +3,7 @@
 # JSON it writes under $OUT are the figures of docs/benchmarks.md's GPU section.
 #
 # That machine has PyTorch but not our other packages, and no network: carry them as wheels in
-# .whl/ (Python 3.12, built as /work/.library/device/README.md says); this installs them first.
+# .whl/ (bench/gpu_wheels.sh fills it, Python 3.12); this installs them first.
 # Steps: import check, the full-size random checkpoint, then bench/bench_xtts.py through the
 # engine (every dtype, CUDA graphs on and off, 1-32 callers, greedy-token agreement) and through
 # the HTTP service (the first dtype). Each step has its own time limit, so a slow one leaves the
