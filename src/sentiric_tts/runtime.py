@@ -202,6 +202,9 @@ class Runtime:
         for engine in self.engines:
             if isinstance(engine, BatchedEngine):
                 engine.close()
+        # Nothing reads the library once the scheduler has stopped: let its store go (for
+        # PostgreSQL, the connection pool that the latent shelf shares).
+        self.pipeline.catalogue.library.store.close()
 
 
 def _engine_instances(settings: Settings, load: Callable[[Settings], Engine]) -> list[Engine]:

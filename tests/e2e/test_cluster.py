@@ -25,6 +25,8 @@ pytestmark = pytest.mark.cluster
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 _CALLS = re.compile(r'^tts_cluster_engine_calls_total\{node="([^"]+)",replica="([^"]+)"\} ([0-9.e+]+)$', re.M)
+_REPLICA_SAMPLE = re.compile(r"^(tts_replica_[a-z_]+)\{([^}]*)\} ([0-9.e+-]+)$", re.M)
+_LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 
 
 @dataclass
@@ -37,6 +39,17 @@ def engine_calls(url: str) -> dict[tuple[str, str], float]:
     """(node, replica) -> text segments it took, from the ingress's /metrics."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
     return {(node, replica): float(count) for node, replica, count in _CALLS.findall(text)}
+
+
+def replica_figures(url: str) -> dict[tuple[str, str], dict[str, float]]:
+    """(node, replica) -> its engine-side figures (tts_replica_*), from the ingress's /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    figures: dict[tuple[str, str], dict[str, float]] = {}
+    for name, labels, value in _REPLICA_SAMPLE.findall(text):
+        tags = dict(_LABEL.findall(labels))
+        key = name + (f":{tags['outcome']}" if "outcome" in tags else "")
+        figures.setdefault((tags["node"], tags["replica"]), {})[key] = float(value)
+    return figures
 
 
 def wait_ready(url: str, timeout_s: float = 240) -> None:
@@ -123,6 +136,15 @@ def test_two_engine_replicas_on_two_nodes_speak_through_every_http_door(
     after = engine_calls(url)
     served = {key for key, count in after.items() if count > before.get(key, 0)}
     assert len(served) == 2, f"calls per replica: before {before}, after {after}"
+    # Each replica's own figures, labelled by replica and node, on the ingress's /metrics.
+    figures = replica_figures(url)
+    assert served <= set(figures), f"replica figures: {figures}, served: {served}"
+    for key in served:
+        own = figures[key]
+        assert own["tts_replica_segments_total:completed"] >= after[key], own
+        assert own["tts_replica_synthesis_seconds_total"] > 0, own
+        assert own["tts_replica_audio_seconds_total"] > 0, own
+        assert own["tts_replica_queue_depth"] >= 0, own
 
 
 # One long opening sentence: Piper renders it in pieces (someone waits for it), so a replica

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +41,51 @@ class ReplicaStamp:
 
     replica: str
     node: str
+
+
+@dataclass(frozen=True)
+class ReplicaFigures:
+    """The last item of a stream that ran to its end: the replica's own engine-side figures, as
+    totals since it started. The ingress keeps each replica's latest (highest `sequence`) and
+    serves them on its /metrics labelled by replica and node (remote_engine.ReplicaCalls)."""
+
+    stamp: ReplicaStamp
+    sequence: int
+    jobs_in_flight: int  # its scheduler's jobs, running and waiting
+    segments: dict[str, int]  # outcome (completed, failed, cancelled) -> text segments
+    synthesis_seconds: float  # wall time of its segments
+    audio_seconds: float  # audio they produced
+    at: float  # when (time.time())
+
+
+class _Tally:
+    """A replica's segment totals (its streams run on one event loop, but stay safe anyway)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sequence = 0
+        self._segments = {"completed": 0, "failed": 0, "cancelled": 0}
+        self._synthesis_s = 0.0
+        self._audio_s = 0.0
+
+    def record(self, outcome: str, synthesis_s: float, audio_s: float) -> None:
+        with self._lock:
+            self._segments[outcome] += 1
+            self._synthesis_s += synthesis_s
+            self._audio_s += audio_s
+
+    def figures(self, stamp: ReplicaStamp, jobs_in_flight: int) -> ReplicaFigures:
+        with self._lock:
+            self._sequence += 1
+            return ReplicaFigures(
+                stamp,
+                self._sequence,
+                jobs_in_flight,
+                dict(self._segments),
+                self._synthesis_s,
+                self._audio_s,
+                time.time(),
+            )
 
 
 def _max_ongoing_requests() -> int:
@@ -88,6 +135,7 @@ class EngineReplica:
         self._scheduler.start()
         self._description = describe(self._engine)
         self._conditionings: OrderedDict[bytes, object] = OrderedDict()
+        self._tally = _Tally()
         self.stamp = _stamp()
         log.info(
             "Engine replica %s ready: %s on %s", self.stamp.replica, self._engine.name, self._engine.device
@@ -105,18 +153,34 @@ class EngineReplica:
         params: GenerationParams,
         awaited: bool,
     ) -> AsyncIterator[object]:
-        """The stamp, then the engine's float32 PCM chunks for one segment. Closing the stream
-        (the ingress's request ended) cancels the job before its next chunk."""
+        """The stamp, the engine's float32 PCM chunks for one segment, then (when it ran to its
+        end) the replica's figures. Closing the stream (the ingress's request ended) cancels the
+        job before its next chunk."""
         voice = Voice(voice_id, self._conditioning(conditioning))
+        started = time.monotonic()
         job = self._scheduler.submit(
             lambda engine, _: engine.synthesize(text, language, voice, params, awaited=awaited)
         )
+        samples = 0
+        outcome = "cancelled"
         try:
             yield self.stamp
             async for chunk in job:
+                if isinstance(chunk, np.ndarray):
+                    samples += len(chunk)
                 yield chunk
+            outcome = "completed"
+        except Exception:
+            outcome = "failed"
+            raise
         finally:
             job.cancel()
+            self._tally.record(outcome, time.monotonic() - started, samples / self._engine.sample_rate)
+        yield self.figures()
+
+    def figures(self) -> ReplicaFigures:
+        """This replica's engine-side figures now."""
+        return self._tally.figures(self.stamp, self._scheduler.jobs_in_flight)
 
     # --- cloning: conditioning crosses the handle as the engine's own dump ---
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from ray.exceptions import RayActorError, WorkerCrashedError
 from ray.serve.handle import DeploymentHandle
 
 from sentiric_tts.cluster.description import EngineDescription
-from sentiric_tts.cluster.engine_replica import ReplicaStamp
+from sentiric_tts.cluster.engine_replica import ReplicaFigures, ReplicaStamp
 from sentiric_tts.engines.base import EngineError, EngineKind, GenerationParams, Voice, VoiceInfo
 from sentiric_tts.settings import Settings
 
@@ -51,12 +51,20 @@ class RemoteConditioning:
 class ReplicaCalls(Collector):
     """Engine calls per replica, as the ingress saw them: text segments
     (tts_cluster_engine_calls_total) and conditioning computed from clips
-    (tts_cluster_conditioning_calls_total)."""
+    (tts_cluster_conditioning_calls_total); and each replica's own engine-side figures
+    (tts_replica_*), the latest that replica sent with a finished segment (ReplicaFigures).
+
+    The figures come with the streams rather than from a scrape of every replica: a Serve handle
+    routes each call to one replica of its choosing, so reaching each replica on scrape would take
+    Serve's private controller and actor names. A replica that has not finished a segment for this
+    ingress has no figures here yet; one that is gone keeps its last figures (its
+    tts_replica_report_timestamp_seconds stops moving) until the ingress restarts."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: Counter[ReplicaStamp] = Counter()
         self._conditionings: Counter[ReplicaStamp] = Counter()
+        self._figures: dict[ReplicaStamp, ReplicaFigures] = {}
 
     def record(self, stamp: ReplicaStamp) -> None:
         with self._lock:
@@ -65,6 +73,12 @@ class ReplicaCalls(Collector):
     def record_conditioning(self, stamp: ReplicaStamp) -> None:
         with self._lock:
             self._conditionings[stamp] += 1
+
+    def report(self, figures: ReplicaFigures) -> None:
+        with self._lock:
+            known = self._figures.get(figures.stamp)
+            if known is None or figures.sequence > known.sequence:  # streams may end out of order
+                self._figures[figures.stamp] = figures
 
     def collect(self) -> Iterator[Metric]:
         calls = CounterMetricFamily(
@@ -77,13 +91,44 @@ class ReplicaCalls(Collector):
             "Cloned-voice conditionings each engine replica computed from clips for this ingress.",
             labels=["replica", "node"],
         )
+        labels = ["replica", "node"]
+        queue = GaugeMetricFamily(
+            "tts_replica_queue_depth",
+            "Synthesis jobs in an engine replica's scheduler (running and waiting), as of its latest report.",
+            labels=labels,
+        )
+        segments = CounterMetricFamily(
+            "tts_replica_segments",
+            "Text segments an engine replica synthesized, by outcome.",
+            labels=[*labels, "outcome"],
+        )
+        synthesis = CounterMetricFamily(
+            "tts_replica_synthesis_seconds", "Wall time of an engine replica's text segments.", labels=labels
+        )
+        audio = CounterMetricFamily(
+            "tts_replica_audio_seconds", "Seconds of audio an engine replica produced.", labels=labels
+        )
+        reported = GaugeMetricFamily(
+            "tts_replica_report_timestamp_seconds",
+            "When an engine replica sent its latest figures.",
+            labels=labels,
+        )
         with self._lock:
             for stamp, count in self._calls.items():
                 calls.add_metric([stamp.replica, stamp.node], count)
             for stamp, count in self._conditionings.items():
                 conditionings.add_metric([stamp.replica, stamp.node], count)
+            for stamp, figures in self._figures.items():
+                ids = [stamp.replica, stamp.node]
+                queue.add_metric(ids, figures.jobs_in_flight)
+                for outcome, count in sorted(figures.segments.items()):
+                    segments.add_metric([*ids, outcome], count)
+                synthesis.add_metric(ids, figures.synthesis_seconds)
+                audio.add_metric(ids, figures.audio_seconds)
+                reported.add_metric(ids, figures.at)
         yield calls
         yield conditionings
+        yield from (queue, segments, synthesis, audio, reported)
 
 
 class RemoteEngine:
@@ -140,6 +185,9 @@ class RemoteEngine:
                 for item in stream:
                     if isinstance(item, ReplicaStamp):
                         self.calls.record(item)
+                        continue
+                    if isinstance(item, ReplicaFigures):
+                        self.calls.report(item)
                         continue
                     heard = True
                     # A copy: arrays from Ray's object store are read-only.
