@@ -260,7 +260,11 @@ def test_the_background_sessions_pool_threads_run_at_the_stream_threads_priority
     def priorities() -> dict[str, tuple[int, int]]:
         values = {}
         for task in Path("/proc/self/task").iterdir():
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            try:
+                stat = (task / "stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread of an earlier test that ended while being listed
+            fields = stat.rsplit(")", 1)[1].split()
             values[task.name] = (int(fields[16]), int(fields[38]))  # stat fields 19 and 41: nice, policy
         return values
 
