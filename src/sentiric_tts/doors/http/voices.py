@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -100,6 +101,30 @@ def _library_voice(runtime: Runtime, voice_id: str, action: str, access: Library
     raise voice_not_found(voice_id)
 
 
+@dataclass(frozen=True)
+class LibraryTarget:
+    """What a route on one library voice works with: the library, the caller's access to it, and
+    the voice the URL names (checked to exist and be visible to this caller)."""
+
+    library: LibraryService
+    access: LibraryAccess
+    voice: LibraryVoice
+
+
+def library_target(action: str) -> Callable[..., LibraryTarget]:
+    """A dependency giving the LibraryTarget of `/voices/{voice_id}`, or the route's 404/409 in
+    `action`'s words. A plain function, so FastAPI runs it on a worker thread: the lookup may wait
+    on the library's database."""
+
+    def dependency(
+        voice_id: str, runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
+    ) -> LibraryTarget:
+        access = runtime.library_access(client)
+        return LibraryTarget(_library(runtime), access, _library_voice(runtime, voice_id, action, access))
+
+    return dependency
+
+
 async def _admitted(runtime: Runtime, client: str, work: Callable[[], Awaitable[T]]) -> T:
     """Cloning work under the client's rate limit and request allowance, like synthesis."""
     release = runtime.admit_client(client)
@@ -115,7 +140,8 @@ async def list_voices(
 ) -> VoicesOut:
     library = _library(runtime)
     engine_voices: list[VoiceOut | LibraryVoiceOut] = [_engine_voice_out(v) for v in runtime.engine.voices()]
-    saved = [_voice_out(library, voice) for voice in library.visible(runtime.library_access(client))]
+    visible = await anyio.to_thread.run_sync(library.visible, runtime.library_access(client))
+    saved = [_voice_out(library, voice) for voice in visible]
     return VoicesOut(default=runtime.pipeline.catalogue.default_voice, voices=engine_voices + saved)
 
 
@@ -155,7 +181,8 @@ async def get_voice(
     builtin = None if VOICE_ID.fullmatch(voice_id) else _builtin(runtime, voice_id)
     if builtin is not None:
         return _engine_voice_out(builtin)
-    voice = _library_voice(runtime, voice_id, "read", runtime.library_access(client))
+    access = runtime.library_access(client)
+    voice = await anyio.to_thread.run_sync(_library_voice, runtime, voice_id, "read", access)
     return _voice_out(_library(runtime), voice)
 
 
@@ -166,25 +193,19 @@ async def get_voice(
     responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **STORAGE_RESPONSES},
 )
 async def patch_voice(
-    voice_id: str,
-    body: VoicePatchBody,
-    runtime: Runtime = Depends(get_runtime),
-    client: str = Depends(client_identity),
+    body: VoicePatchBody, target: LibraryTarget = Depends(library_target("changed"))
 ) -> LibraryVoiceOut:
-    library = _library(runtime)
-    access = runtime.library_access(client)
-    _library_voice(runtime, voice_id, "changed", access)
     voice = await anyio.to_thread.run_sync(
-        lambda: library.update(
-            voice_id,
-            access,
+        lambda: target.library.update(
+            target.voice.id,
+            target.access,
             name=body.name,
             description=body.description,
             language=body.language,
             set_language="language" in body.model_fields_set,
         )
     )
-    return _voice_out(library, voice)
+    return _voice_out(target.library, voice)
 
 
 @router.delete(
@@ -194,12 +215,8 @@ async def patch_voice(
     summary="Delete a library voice, its clips and latents",
     responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **STORAGE_RESPONSES},
 )
-async def delete_voice(
-    voice_id: str, runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
-) -> Response:
-    access = runtime.library_access(client)
-    _library_voice(runtime, voice_id, "deleted", access)
-    await anyio.to_thread.run_sync(_library(runtime).delete, voice_id, access)
+async def delete_voice(target: LibraryTarget = Depends(library_target("deleted"))) -> Response:
+    await anyio.to_thread.run_sync(target.library.delete, target.voice.id, target.access)
     return Response(status_code=204)
 
 
@@ -210,17 +227,16 @@ async def delete_voice(
     responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **_TOO_LARGE, **STORAGE_RESPONSES},
 )
 async def add_samples(
-    voice_id: str,
     files: Annotated[list[UploadFile], _FILES],
+    target: LibraryTarget = Depends(library_target("given samples")),
     runtime: Runtime = Depends(get_runtime),
     client: str = Depends(client_identity),
 ) -> LibraryVoiceOut:
-    library = _library(runtime)
-    access = runtime.library_access(client)
-    _library_voice(runtime, voice_id, "given samples", access)
     clips = await read_uploads(files, runtime.settings.voices.clone_max_file_bytes)
-    voice = await _admitted(runtime, client, lambda: library.add_samples(voice_id, clips, access))
-    return _voice_out(library, voice)
+    voice = await _admitted(
+        runtime, client, lambda: target.library.add_samples(target.voice.id, clips, target.access)
+    )
+    return _voice_out(target.library, voice)
 
 
 @router.delete(
@@ -230,16 +246,15 @@ async def add_samples(
     responses={**ERROR_RESPONSES, **_NOT_FOUND, **_CONFLICT, **STORAGE_RESPONSES},
 )
 async def remove_sample(
-    voice_id: str,
     sample_id: str,
+    target: LibraryTarget = Depends(library_target("changed")),
     runtime: Runtime = Depends(get_runtime),
     client: str = Depends(client_identity),
 ) -> LibraryVoiceOut:
-    library = _library(runtime)
-    access = runtime.library_access(client)
-    _library_voice(runtime, voice_id, "changed", access)
-    voice = await _admitted(runtime, client, lambda: library.remove_sample(voice_id, sample_id, access))
-    return _voice_out(library, voice)
+    voice = await _admitted(
+        runtime, client, lambda: target.library.remove_sample(target.voice.id, sample_id, target.access)
+    )
+    return _voice_out(target.library, voice)
 
 
 def _clip_as_wav(name: str, data: bytes) -> bytes:
@@ -266,14 +281,12 @@ def _clip_as_wav(name: str, data: bytes) -> bytes:
     },
 )
 async def play_sample(
-    voice_id: str,
     sample_id: Annotated[str | None, Query(description="Which sample (default: the first).")] = None,
-    runtime: Runtime = Depends(get_runtime),
-    client: str = Depends(client_identity),
+    target: LibraryTarget = Depends(library_target("played (it has no reference clips)")),
 ) -> Response:
-    access = runtime.library_access(client)
-    _library_voice(runtime, voice_id, "played (it has no reference clips)", access)
-    name, data = await anyio.to_thread.run_sync(_library(runtime).sample_file, voice_id, sample_id, access)
+    name, data = await anyio.to_thread.run_sync(
+        target.library.sample_file, target.voice.id, sample_id, target.access
+    )
     body = await anyio.to_thread.run_sync(_clip_as_wav, name, data)
     return Response(
         body, media_type="audio/wav", headers={"Content-Disposition": 'inline; filename="sample.wav"'}
