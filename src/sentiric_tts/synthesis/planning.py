@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import anyio
+
 from sentiric_tts.audio.encoders import OUTPUT_FORMATS
 from sentiric_tts.engines.base import Engine, Voice
 from sentiric_tts.failures import RequestError
@@ -253,7 +255,10 @@ class SynthesisPlanner:
         """`plan`, plus cloning the voice from the request's reference clips when it has any,
         and the conditioning of the library voices it names (loaded, or recomputed after a model
         change), which `plan` alone leaves out."""
-        plan = self.plan(request)  # everything but the references is checked before any decoding
+        # On a worker thread: planning lists the voice library, which may wait on its database,
+        # and the text frontend is CPU work; neither may hold up the event loop's other streams.
+        plan = await anyio.to_thread.run_sync(self.plan, request)  # all but the references checked
         if request.references:
-            plan = self.plan(request, cloned=await self.catalogue.clone_voice(request.references))
+            cloned = await self.catalogue.clone_voice(request.references)
+            plan = await anyio.to_thread.run_sync(lambda: self.plan(request, cloned=cloned))
         return await self.catalogue.with_library_conditioning(plan, request.library_access)

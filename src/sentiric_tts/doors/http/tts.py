@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
@@ -92,7 +93,7 @@ def _plan_item(item: PlanItem) -> PlanItemOut:
 async def tts_plan(
     body: TTSRequestBody, runtime: Runtime = Depends(get_runtime), client: str = Depends(client_identity)
 ) -> PlanOut:
-    plan = runtime.plan(body.to_request(), client)
+    plan = await anyio.to_thread.run_sync(runtime.plan, body.to_request(), client)
     return PlanOut(
         language=plan.language,
         voice=plan.voice_id,
