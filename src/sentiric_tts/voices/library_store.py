@@ -233,7 +233,9 @@ class LibraryStore:
         """Keep a voice made elsewhere as it is: its ids, owner, times and reference digest (a
         library moved between stores, library_copy.py). `clips`: its samples' bytes, in order;
         `latents`: its conditioning, kept when made from those clips. `replacing`: a voice removed
-        in the same change. 409 when the owner has the name, an id is taken or the library is full."""
+        in the same change. 409 when the owner has the name, an id is taken or the library is full.
+        With `replacing`, a crash before the commit can lose the replaced voice, as a crashed delete
+        does (its folder was renamed out first); PostgreSQL's import is one transaction."""
         latents = imported_voice(voice, clips, latents)
         with self._change() as change:
             if replacing is not None:
