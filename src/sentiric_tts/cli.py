@@ -1,5 +1,6 @@
 """Command line: `serve` runs the service, `say` speaks one text to a file, `voices` lists voices,
-`cluster` deploys the service onto a Ray Serve cluster."""
+`library copy` moves an embedded voice library into PostgreSQL, `cluster` deploys the service onto
+a Ray Serve cluster."""
 
 from __future__ import annotations
 
@@ -137,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     voices = commands.add_parser("voices", help="list the engine's voices")
     voices.set_defaults(handler=_voices)
+
+    from sentiric_tts.voices.library_command import add_parser as add_library  # psycopg when run only
+
+    add_library(commands)
 
     from sentiric_tts.cluster.command import add_parser  # imports no Ray: the extra is optional
 

@@ -4,6 +4,7 @@ what only one of them has (folders, leftovers) is checked on that one."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from sentiric_tts.failures import Failure, RequestError
-from sentiric_tts.voices.library_records import Latents, NewSample
+from sentiric_tts.voices.library_records import Latents, LibraryVoice, NewSample
+from sentiric_tts.voices.library_rules import new_voice
 from sentiric_tts.voices.library_store import LibraryStore
 from sentiric_tts.voices.voice_store import VoiceStore
 
@@ -193,6 +195,49 @@ def test_the_library_has_a_size_limit(backend: Backend) -> None:
         error = error_of(lambda full=full: full.create("Three", None, "", [sample()], latents()))
         assert (error.kind, error.code) == (Failure.CONFLICT, "voice_library_full")
     assert len(store.list()) == 2 and backend.sample_rows() == 2
+
+
+def test_an_imported_voice_keeps_its_ids_owner_and_times_and_the_rules_hold(backend: Backend) -> None:
+    """`import_voice`: a voice from another library (sentiric-tts library copy) kept as it was."""
+    owner, other_owner = "a" * 64, "b" * 64
+    made = new_voice(
+        "Ada", "en", "calm", [sample("a.wav", b"AAA"), sample("b.wav", b"BB")], latents(), owner=owner
+    )
+    voice = dataclasses.replace(
+        made, created_at="2020-01-02T03:04:05.678Z", updated_at="2021-01-01T00:00:00.000Z"
+    )
+    store = backend.open(max_voices=2)
+    assert store.import_voice(voice, [b"AAA", b"BB"], latents()) == voice
+    reopened = backend.open(max_voices=2)
+    assert reopened.list() == (voice,)
+    assert reopened.sample_files(voice.id) == [("a.wav", b"AAA"), ("b.wav", b"BB")]
+    assert reopened.latents(voice.id, MODEL_A) == b"latents-1"
+
+    def imported(name: str, who: str | None, digest: str = "digest-1") -> LibraryVoice:
+        return new_voice(name, None, "", [sample()], latents(digest), owner=who)
+
+    for call, code in (
+        (lambda: store.import_voice(voice, [b"AAA", b"BB"], None), "voice_id_taken"),
+        (lambda: store.import_voice(imported("ADA", owner), [b"x"], None), "voice_name_taken"),
+    ):
+        error = error_of(call)
+        assert (error.kind, error.code) == (Failure.CONFLICT, code)
+    theirs = imported("Ada", other_owner)  # another owner's name; latents made from other clips
+    store.import_voice(theirs, [b"x"], latents("digest-other"))
+    assert store.latents(theirs.id, MODEL_A) is None, "stale latents are not kept"
+    full = error_of(lambda: store.import_voice(imported("Third", owner), [b"x"], None))
+    assert full.code == "voice_library_full"
+    assert error_of(lambda: store.import_voice(imported("Few", owner), [], None)).kind == Failure.INVALID
+
+    # Replacing: the old voice goes and the new one comes in one change (the limit counts so).
+    successor = imported("Ada", owner, digest="digest-2")
+    missing = error_of(lambda: store.import_voice(successor, [b"new"], None, replacing="v_000000000000"))
+    assert missing.kind == Failure.NOT_FOUND
+    store.import_voice(successor, [b"new"], latents("digest-2"), replacing=voice.id)
+    assert {v.id for v in store.list()} == {theirs.id, successor.id}
+    assert backend.open().sample_files(successor.id) == [("ref.wav", b"new")]
+    assert backend.folders() in (sorted([theirs.id, successor.id]), None)
+    assert backend.sample_rows() == 2
 
 
 @pytest.mark.parametrize("replicas", [1, 2])

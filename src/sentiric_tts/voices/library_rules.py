@@ -16,6 +16,7 @@ from sentiric_tts.failures import Failure, RequestError, ServiceBusy
 from sentiric_tts.voices.library_records import (
     DESCRIPTION_MAX_CHARS,
     NAME_MAX_CHARS,
+    SAMPLE_ID,
     VOICE_ID,
     Latents,
     LibrarySample,
@@ -66,6 +67,15 @@ def name_taken(name: str) -> RequestError:
         "without regard to case).",
         param="name",
         code="voice_name_taken",
+        kind=Failure.CONFLICT,
+    )
+
+
+def id_taken(voice_id: str) -> RequestError:
+    return RequestError(
+        f"The library already has a voice or sample with an id of voice '{voice_id}'.",
+        param="voice_id",
+        code="voice_id_taken",
         kind=Failure.CONFLICT,
     )
 
@@ -193,6 +203,32 @@ def new_voice(
         reference_digest=latents.reference_digest,
         owner=owner,
     )
+
+
+def imported_voice(voice: LibraryVoice, clips: Sequence[bytes], latents: Latents | None) -> Latents | None:
+    """Check a voice made elsewhere before a store keeps it as it is (ids, owner, times): the same
+    rules as a new voice's, since it comes from outside this library. Returns the latents worth
+    keeping: None when they were computed from other clips than the voice's."""
+    if clean_name(voice.name) != voice.name:
+        raise RequestError(f"The name '{voice.name}' is not stored clean.", param="name", code="invalid_name")
+    if clean_description(voice.description) != voice.description:
+        raise RequestError(
+            "The description is not stored clean.", param="description", code="invalid_description"
+        )
+    ids_ok = VOICE_ID.fullmatch(voice.id) and all(SAMPLE_ID.fullmatch(s.id) for s in voice.samples)
+    if not ids_ok or len({s.id for s in voice.samples}) != len(voice.samples):
+        raise RequestError(
+            f"Voice '{voice.id}' has ids this library cannot use.", param="voice_id", code="invalid_id"
+        )
+    if not voice.samples or len(clips) != len(voice.samples):
+        raise RequestError(
+            f"Voice '{voice.id}' needs one clip per sample ({len(voice.samples)}, got {len(clips)}).",
+            param="files",
+            code="missing_reference",
+        )
+    if latents is None or latents.reference_digest != voice.reference_digest:
+        return None
+    return latents
 
 
 @dataclasses.dataclass(frozen=True)

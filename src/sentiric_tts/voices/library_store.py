@@ -46,6 +46,8 @@ from sentiric_tts.voices.library_rules import (
     MetadataEdit,
     first_or_named,
     has_name,
+    id_taken,
+    imported_voice,
     library_full,
     name_taken,
     new_voice,
@@ -117,13 +119,6 @@ class LibraryStore:
         if voice is None:
             raise voice_not_found(voice_id)
         return voice
-
-    def _discard(self, folder: Path) -> None:
-        """Remove a voice folder: renamed out of the library first, so that a crash halfway
-        through the removal leaves a leftover to sweep rather than half a voice."""
-        doomed = folder.with_name(f"{DELETING_PREFIX}{folder.name}")
-        os.replace(folder, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
 
     def _replace_record(self, change: Transaction, voice: LibraryVoice) -> None:
         """Put the voice's new voice.json in place: the step that makes an edit happen."""
@@ -222,25 +217,61 @@ class LibraryStore:
         """Store a new voice; RequestError 409 when its owner has the name or the library is full,
         507 when the disk is."""
         voice = new_voice(name, language, description, samples, latents, reserved_names, owner)
-        staging = self.directory / f"{STAGING_PREFIX}{voice.id}"
-        final = self.directory / voice.id
         with self._change() as change:
             if self._index.count(change.db) >= self.max_voices:
                 raise library_full(self.max_voices)
-            try:
-                self._index.put(change.db, voice)
-            except sqlite3.IntegrityError as exc:  # the unique index settles concurrent creates
-                raise name_taken(voice.name) from exc
-            change.on_failure(lambda: shutil.rmtree(staging, ignore_errors=True))
-            staging.mkdir()
-            for sample, new in zip(voice.samples, samples, strict=True):
-                write_atomically(staging / clip_name(sample.id), new.data)
-            write_atomically(staging / LATENTS_NAME, encode_latents(latents))
-            write_atomically(staging / RECORD_NAME, encode_record(voice))
-            os.replace(staging, final)  # the voice exists from here on: whole, with its voice.json
-            change.on_failure(lambda: self._discard(final))
-            sync_directory(self.directory)
+            self._insert(change, voice, [s.data for s in samples], latents)
         return self.get(voice.id)
+
+    def import_voice(
+        self,
+        voice: LibraryVoice,
+        clips: Sequence[bytes],
+        latents: Latents | None,
+        replacing: str | None = None,
+    ) -> LibraryVoice:
+        """Keep a voice made elsewhere as it is: its ids, owner, times and reference digest (a
+        library moved between stores, library_copy.py). `clips`: its samples' bytes, in order;
+        `latents`: its conditioning, kept when made from those clips. `replacing`: a voice removed
+        in the same change. 409 when the owner has the name, an id is taken or the library is full.
+        With `replacing`, a crash before the commit can lose the replaced voice, as a crashed delete
+        does (its folder was renamed out first); PostgreSQL's import is one transaction."""
+        latents = imported_voice(voice, clips, latents)
+        with self._change() as change:
+            if replacing is not None:
+                self._remove(change, replacing)
+            present = self._index.load_all(change.db)
+            taken = {v.id for v in present} | {s.id for v in present for s in v.samples}
+            if voice.id in taken or any(s.id in taken for s in voice.samples):
+                raise id_taken(voice.id)
+            if len(present) >= self.max_voices:
+                raise library_full(self.max_voices)
+            self._insert(change, voice, clips, latents)
+        return self.get(voice.id)
+
+    def _insert(
+        self, change: Transaction, voice: LibraryVoice, clips: Sequence[bytes], latents: Latents | None
+    ) -> None:
+        """A new voice's rows and folder, in one change: the folder is built under a staging name
+        and renamed in whole."""
+        staging = self.directory / f"{STAGING_PREFIX}{voice.id}"
+        final = self.directory / voice.id
+        try:
+            self._index.put(change.db, voice)
+        except sqlite3.IntegrityError as exc:  # the unique index settles concurrent creates
+            raise name_taken(voice.name) from exc
+        change.on_failure(lambda: shutil.rmtree(staging, ignore_errors=True))
+        staging.mkdir()
+        for sample, data in zip(voice.samples, clips, strict=True):
+            write_atomically(staging / clip_name(sample.id), data)
+        if latents is not None:
+            write_atomically(staging / LATENTS_NAME, encode_latents(latents))
+        write_atomically(staging / RECORD_NAME, encode_record(voice))
+        os.replace(staging, final)  # the voice exists from here on: whole, with its voice.json
+        # Undone by renaming it back to its staging name (removed by the undo above, or swept at
+        # start should a crash come first): never half a voice under a voice's name.
+        change.on_failure(lambda: os.replace(final, staging))
+        sync_directory(self.directory)
 
     def update(
         self,
@@ -271,15 +302,18 @@ class LibraryStore:
         return self.get(voice_id)
 
     def delete(self, voice_id: str) -> None:
+        with self._change() as change:
+            self._remove(change, voice_id)
+
+    def _remove(self, change: Transaction, voice_id: str) -> None:
         folder = self._voice_dir(voice_id)
         doomed = folder.with_name(f"{DELETING_PREFIX}{voice_id}")
-        with self._change() as change:
-            if not self._index.delete(change.db, voice_id):
-                raise voice_not_found(voice_id)
-            if folder.is_dir():
-                os.replace(folder, doomed)  # the voice is gone from here on
-                change.on_failure(lambda: os.replace(doomed, folder))
-                change.after_commit(lambda: shutil.rmtree(doomed, ignore_errors=True))
+        if not self._index.delete(change.db, voice_id):
+            raise voice_not_found(voice_id)
+        if folder.is_dir():
+            os.replace(folder, doomed)  # the voice is gone from here on
+            change.on_failure(lambda: os.replace(doomed, folder))
+            change.after_commit(lambda: shutil.rmtree(doomed, ignore_errors=True))
 
     def add_samples(self, voice_id: str, samples: Sequence[NewSample], latents: Latents) -> LibraryVoice:
         """Append clips; `latents` are the conditioning of all clips, old and new."""

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from sentiric_tts.voices.library_rules import LibraryUnavailable, storage_full
-from sentiric_tts.voices.postgres_migrations import migrate
+from sentiric_tts.voices.postgres_migrations import migrate, pending
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,14 @@ class Database:
             name="voice-library",
         )
 
-    def open(self) -> list[int]:
-        """Apply missing migrations, then open the pool; returns the migrations applied. Raises
-        RuntimeError, saying where, when the database cannot be reached: a replica that cannot
-        see the library should not start serving."""
+    def open(self, *, dry_run: bool = False) -> list[int]:
+        """Apply missing migrations, then open the pool; returns the migrations applied (with
+        `dry_run`, those missing, and nothing is changed). Raises RuntimeError, saying where, when
+        the database cannot be reached: a replica that cannot see the library should not start
+        serving."""
         try:
             with psycopg.connect(self.url, autocommit=True, connect_timeout=self._connect_timeout) as db:
-                applied = migrate(db)
+                applied = pending(db) if dry_run else migrate(db)
             self._pool.open(wait=True)
         except psycopg.Error as exc:
             raise RuntimeError(f"The voice library database at {self.where} cannot be used: {exc}") from exc

@@ -118,3 +118,12 @@ def migrate(db: psycopg.Connection, migrations: tuple[Migration, ...] = MIGRATIO
     finally:
         db.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     return applied
+
+
+def pending(db: psycopg.Connection, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """The versions of the steps `db` lacks, read without changing anything (a dry run)."""
+    row = db.execute("SELECT to_regclass('tts_schema_migrations')").fetchone()
+    if row is None or row[0] is None:
+        return [step.version for step in migrations]
+    done = {version for (version,) in db.execute("SELECT version FROM tts_schema_migrations")}
+    return [step.version for step in migrations if step.version not in done]

@@ -32,6 +32,8 @@ from sentiric_tts.voices.library_rules import (
     MetadataEdit,
     first_or_named,
     has_name,
+    id_taken,
+    imported_voice,
     library_full,
     name_key,
     name_taken,
@@ -241,36 +243,70 @@ class PostgresLibraryStore:
     ) -> LibraryVoice:
         voice = new_voice(name, language, description, samples, latents, reserved_names, owner)
         with self._change() as db:
-            (count,) = db.execute("SELECT COUNT(*) FROM tts_voices").fetchone() or (0,)
-            if count >= self.max_voices:
-                raise library_full(self.max_voices)
-            try:
-                db.execute(
-                    "INSERT INTO tts_voices (id, name, name_key, owner, language, description, "
-                    "created_at, updated_at, reference_digest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        voice.id,
-                        voice.name,
-                        name_key(voice.name),
-                        voice.owner,
-                        voice.language,
-                        voice.description,
-                        voice.created_at,
-                        voice.updated_at,
-                        voice.reference_digest,
-                    ),
-                )
-            except psycopg.errors.UniqueViolation as exc:
-                raise self._conflict(exc, voice.name) from exc
-            _insert_samples(db, voice.id, 0, list(zip(voice.samples, samples, strict=True)))
-            _replace_latents(db, voice.id, latents)
+            self._insert(db, voice, samples, latents)
         return voice
 
+    def import_voice(
+        self,
+        voice: LibraryVoice,
+        clips: Sequence[bytes],
+        latents: Latents | None,
+        replacing: str | None = None,
+    ) -> LibraryVoice:
+        """Keep a voice made elsewhere as it is (ids, owner, times, reference digest), with its
+        clips and, when made from them, its latents; `replacing`: a voice removed in the same
+        transaction (voice_store.py)."""
+        latents = imported_voice(voice, clips, latents)
+        samples = [
+            NewSample(s.filename, data, s.seconds) for s, data in zip(voice.samples, clips, strict=True)
+        ]
+        with self._change() as db:
+            removal = "DELETE FROM tts_voices WHERE id = %s"
+            if replacing is not None and db.execute(removal, (replacing,)).rowcount == 0:
+                raise voice_not_found(replacing)
+            self._insert(db, voice, samples, latents)
+        return voice
+
+    def _insert(
+        self,
+        db: psycopg.Connection,
+        voice: LibraryVoice,
+        samples: Sequence[NewSample],
+        latents: Latents | None,
+    ) -> None:
+        """A new voice's rows, within a change (which holds the write lock: the count is exact)."""
+        (count,) = db.execute("SELECT COUNT(*) FROM tts_voices").fetchone() or (0,)
+        if count >= self.max_voices:
+            raise library_full(self.max_voices)
+        try:
+            db.execute(
+                "INSERT INTO tts_voices (id, name, name_key, owner, language, description, "
+                "created_at, updated_at, reference_digest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    voice.id,
+                    voice.name,
+                    name_key(voice.name),
+                    voice.owner,
+                    voice.language,
+                    voice.description,
+                    voice.created_at,
+                    voice.updated_at,
+                    voice.reference_digest,
+                ),
+            )
+            _insert_samples(db, voice.id, 0, list(zip(voice.samples, samples, strict=True)))
+        except psycopg.errors.UniqueViolation as exc:
+            raise self._conflict(exc, voice) from exc
+        if latents is not None:
+            _replace_latents(db, voice.id, latents)
+
     @staticmethod
-    def _conflict(exc: psycopg.errors.UniqueViolation, name: str) -> Exception:
+    def _conflict(exc: psycopg.errors.UniqueViolation, voice: LibraryVoice) -> Exception:
         if exc.diag.constraint_name == _UNIQUE_NAME:
-            return name_taken(name)
-        return exc
+            return name_taken(voice.name)
+        # A primary key: the voice's id or one of its samples' ids is another voice's (only an
+        # imported voice brings its own ids; new ones are random).
+        return id_taken(voice.id)
 
     def update(
         self,
@@ -305,7 +341,7 @@ class PostgresLibraryStore:
                     ),
                 )
             except psycopg.errors.UniqueViolation as exc:
-                raise self._conflict(exc, changed.name) from exc
+                raise self._conflict(exc, changed) from exc
         return changed
 
     def delete(self, voice_id: str) -> None:

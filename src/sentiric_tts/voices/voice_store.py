@@ -64,6 +64,20 @@ class VoiceStore(Protocol):
         """Store a new voice; 409 when its owner has the name or the library is full."""
         ...
 
+    def import_voice(
+        self,
+        voice: LibraryVoice,
+        clips: Sequence[bytes],
+        latents: Latents | None,
+        replacing: str | None = None,
+    ) -> LibraryVoice:
+        """Keep a voice made in another library as it is: its id, its samples' ids, owner, times
+        and reference digest, so that clients' ids keep working after a move (library_copy.py).
+        `clips` are its samples' bytes in order; `latents` are kept when made from those clips.
+        `replacing` names a voice removed in the same change. 409 when the owner has the name,
+        an id is taken or the library is full; 400 when the voice breaks the library's rules."""
+        ...
+
     def update(
         self,
         voice_id: str,
