@@ -136,15 +136,24 @@ def test_two_engine_replicas_on_two_nodes_speak_through_every_http_door(
     after = engine_calls(url)
     served = {key for key, count in after.items() if count > before.get(key, 0)}
     assert len(served) == 2, f"calls per replica: before {before}, after {after}"
-    # Each replica's own figures, labelled by replica and node, on the ingress's /metrics.
-    figures = replica_figures(url)
-    assert served <= set(figures), f"replica figures: {figures}, served: {served}"
+    # Each replica's own figures, labelled by replica and node, on the ingress's /metrics: from
+    # its routing stats, so they catch up with the calls within a stats period or two.
+    deadline = time.monotonic() + 60
+    while True:
+        figures = replica_figures(url)
+        caught_up = served <= set(figures) and all(
+            figures[key].get("tts_replica_segments_total:completed", 0) >= after[key] for key in served
+        )
+        if caught_up or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert caught_up, f"replica figures: {figures}, calls: {after}"
     for key in served:
         own = figures[key]
-        assert own["tts_replica_segments_total:completed"] >= after[key], own
         assert own["tts_replica_synthesis_seconds_total"] > 0, own
         assert own["tts_replica_audio_seconds_total"] > 0, own
         assert own["tts_replica_queue_depth"] >= 0, own
+        assert own["tts_replica_conditionings"] == 0, own  # Piper: no cloned voices
 
 
 # One long opening sentence: Piper renders it in pieces (someone waits for it), so a replica
@@ -202,3 +211,11 @@ def test_a_killed_engine_replica_breaks_its_streams_only_and_is_replaced(
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda _: speak(url, "Hello there."), range(2)))
     assert len(replica_pids(cluster, "Engine", node=1)) == 1
+    # The dead replica's figures are gone from /metrics (the router no longer knows it); the
+    # replacement's are there. The dead one shared its node with the replacement.
+    (replacement,) = set(engine_calls(url)) - before
+    (dead,) = {key for key in before if key[0] == replacement[0]}
+    deadline = time.monotonic() + 60
+    while dead in (figures := replica_figures(url)) or replacement not in figures:
+        assert time.monotonic() < deadline, f"figures {sorted(figures)}: dead {dead}, new {replacement}"
+        time.sleep(0.2)

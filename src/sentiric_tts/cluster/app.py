@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from ray import serve
 from ray.serve import Application
+from ray.serve.config import RequestRouterConfig
 from ray.serve.handle import DeploymentHandle
 
 from sentiric_tts.app import create_app
@@ -60,10 +61,21 @@ class Ingress:
         return self._remote
 
 
-# Piper by default: one CPU per replica; serve.yaml asks for a GPU per XTTS replica instead.
-EngineDeployment = serve.deployment(name=ENGINE, ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)(
-    EngineReplica
+ENGINE_ROUTER = RequestRouterConfig(
+    request_router_class="sentiric_tts.cluster.routing:LatentAffinityRouter",
+    # Each replica's routing stats (held conditionings, figures) reach the router this often: the
+    # staleness of the conditioning affinity and of the tts_replica_* figures on /metrics.
+    request_routing_stats_period_s=1.0,
 )
+"""The Engine deployment's router (routing.py); serve.yaml sets the same, to copy and edit."""
+
+# Piper by default: one CPU per replica; serve.yaml asks for a GPU per XTTS replica instead.
+EngineDeployment = serve.deployment(
+    name=ENGINE,
+    ray_actor_options={"num_cpus": 1},
+    max_ongoing_requests=16,
+    request_router_config=ENGINE_ROUTER,
+)(EngineReplica)
 
 
 def build() -> Application:

@@ -17,11 +17,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from sentiric_tts.cluster.description import EngineDescription, describe
+from sentiric_tts.cluster.replica_stats import OUTCOMES, ReplicaStamp, ReplicaStats, digest_key
 from sentiric_tts.engines.base import CloningEngine, Engine, GenerationParams, LatentEngine, Voice
 from sentiric_tts.engines.selection import load_engine
 from sentiric_tts.settings import Settings, get_settings
@@ -31,42 +32,20 @@ log = logging.getLogger(__name__)
 
 _CONDITIONING_ENTRIES = 64
 """Decoded cloned-voice conditionings a replica keeps: a voice that speaks sentence after
-sentence is decoded once, not once per segment."""
-
-
-@dataclass(frozen=True)
-class ReplicaStamp:
-    """The first item of every stream: which replica (on which node) took the call. The ingress
-    counts calls per replica from it (metrics) and knows the replica is alive."""
-
-    replica: str
-    node: str
-
-
-@dataclass(frozen=True)
-class ReplicaFigures:
-    """The last item of a stream that ran to its end: the replica's own engine-side figures, as
-    totals since it started. The ingress keeps each replica's latest (highest `sequence`) and
-    serves them on its /metrics labelled by replica and node (remote_engine.ReplicaCalls)."""
-
-    stamp: ReplicaStamp
-    sequence: int
-    jobs_in_flight: int  # its scheduler's jobs, running and waiting
-    segments: dict[str, int]  # outcome (completed, failed, cancelled) -> text segments
-    synthesis_seconds: float  # wall time of its segments
-    audio_seconds: float  # audio they produced
-    at: float  # when (time.time())
+sentence is decoded once, not once per segment. Their keys are in the routing stats, so the
+router sends the voice back here (routing.py)."""
 
 
 class _Tally:
-    """A replica's segment totals (its streams run on one event loop, but stay safe anyway)."""
+    """A replica's segment and decode totals (its streams run on one event loop, but stay safe
+    anyway)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sequence = 0
-        self._segments = {"completed": 0, "failed": 0, "cancelled": 0}
+        self._segments = dict.fromkeys(OUTCOMES, 0)
         self._synthesis_s = 0.0
         self._audio_s = 0.0
+        self._decodes = 0
 
     def record(self, outcome: str, synthesis_s: float, audio_s: float) -> None:
         with self._lock:
@@ -74,17 +53,19 @@ class _Tally:
             self._synthesis_s += synthesis_s
             self._audio_s += audio_s
 
-    def figures(self, stamp: ReplicaStamp, jobs_in_flight: int) -> ReplicaFigures:
+    def decoded(self) -> None:
         with self._lock:
-            self._sequence += 1
-            return ReplicaFigures(
-                stamp,
-                self._sequence,
+            self._decodes += 1
+
+    def stats(self, jobs_in_flight: int, conditionings: frozenset[str]) -> ReplicaStats:
+        with self._lock:
+            return ReplicaStats(
                 jobs_in_flight,
                 dict(self._segments),
                 self._synthesis_s,
                 self._audio_s,
-                time.time(),
+                self._decodes,
+                conditionings,
             )
 
 
@@ -152,10 +133,11 @@ class EngineReplica:
         conditioning: bytes | None,
         params: GenerationParams,
         awaited: bool,
+        conditioning_key: str | None = None,
     ) -> AsyncIterator[object]:
-        """The stamp, the engine's float32 PCM chunks for one segment, then (when it ran to its
-        end) the replica's figures. Closing the stream (the ingress's request ended) cancels the
-        job before its next chunk."""
+        """The stamp, then the engine's float32 PCM chunks for one segment. Closing the stream
+        (the ingress's request ended) cancels the job before its next chunk. `conditioning_key`
+        is for the router (routing.py), which reads it from the call; unused here."""
         voice = Voice(voice_id, self._conditioning(conditioning))
         started = time.monotonic()
         job = self._scheduler.submit(
@@ -176,11 +158,22 @@ class EngineReplica:
         finally:
             job.cancel()
             self._tally.record(outcome, time.monotonic() - started, samples / self._engine.sample_rate)
-        yield self.figures()
 
-    def figures(self) -> ReplicaFigures:
-        """This replica's engine-side figures now."""
-        return self._tally.figures(self.stamp, self._scheduler.jobs_in_flight)
+    async def record_routing_stats(self) -> dict[str, Any]:
+        """Serve's controller calls this every `request_routing_stats_period_s` and hands the
+        result to every handle's router (routing.py): the conditionings this replica holds
+        decoded (the router sends their voices here) and its figures (the ingress's /metrics).
+        Never raises: the controller would keep the last stats and log each failure."""
+        try:
+            return self.stats().to_routing_stats()
+        except Exception:
+            log.exception("Engine replica %s: routing stats failed", self.stamp.replica)
+            return {}
+
+    def stats(self) -> ReplicaStats:
+        """This replica's figures now."""
+        held = frozenset(digest_key(digest) for digest in list(self._conditionings))
+        return self._tally.stats(self._scheduler.jobs_in_flight, held)
 
     # --- cloning: conditioning crosses the handle as the engine's own dump ---
 
@@ -191,7 +184,10 @@ class EngineReplica:
         ingress counts these: tts_cluster_conditioning_calls_total)."""
         engine = self._cloning()
         conditioning = await self._scheduler.call(lambda _: engine.clone_conditioning(clips, sample_rate))
-        return self.stamp, engine.dump_conditioning(conditioning)
+        data = engine.dump_conditioning(conditioning)
+        # Held as if decoded: the voice's first requests come back here (routing.py), no decode.
+        self._remember(hashlib.sha256(data).digest(), conditioning)
+        return self.stamp, data
 
     async def speaker_conditioning(self, voice_id: str) -> bytes:
         engine = self._latents()
@@ -229,7 +225,12 @@ class EngineReplica:
             self._conditionings.move_to_end(key)
             return self._conditionings[key]
         conditioning = self._cloning().load_conditioning(data)
-        self._conditionings[key] = conditioning
+        self._tally.decoded()
+        self._remember(key, conditioning)
+        return conditioning
+
+    def _remember(self, digest: bytes, conditioning: object) -> None:
+        self._conditionings[digest] = conditioning
+        self._conditionings.move_to_end(digest)
         while len(self._conditionings) > _CONDITIONING_ENTRIES:
             self._conditionings.popitem(last=False)
-        return conditioning

@@ -3,8 +3,9 @@
 Runtime.build gets `RemoteEngines(handle, settings).load` as its `load`, so the pipeline (catalogue,
 planner, renderer, scheduler) is the one-machine code, and only `synthesize` and the cloning calls
 cross the Serve handle. Each `synthesize` is one streaming call (`handle.options(stream=True)`):
-Serve's router picks the replica with the shortest queue, and the chunks come back as the replica
-makes them.
+the deployment's router (routing.py) picks the replica with the shorter queue of two, or one that
+holds the call's cloned-voice conditioning (named by the `conditioning_key` it carries) when that
+one is no busier, and the chunks come back as the replica makes them.
 
 A replica lost before the segment's first audio reached the ingress (killed, its node gone,
 unreachable) is retried on another one: nothing was heard yet, so the client cannot tell. Once
@@ -22,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,8 +32,9 @@ from prometheus_client.registry import Collector
 from ray.exceptions import RayActorError, WorkerCrashedError
 from ray.serve.handle import DeploymentHandle
 
+from sentiric_tts.cluster import replica_stats
 from sentiric_tts.cluster.description import EngineDescription
-from sentiric_tts.cluster.engine_replica import ReplicaFigures, ReplicaStamp
+from sentiric_tts.cluster.replica_stats import ReplicaStamp, conditioning_key
 from sentiric_tts.engines.base import EngineError, EngineKind, GenerationParams, Voice, VoiceInfo
 from sentiric_tts.settings import Settings
 
@@ -47,24 +50,29 @@ class RemoteConditioning:
 
     data: bytes
 
+    @cached_property
+    def key(self) -> str:
+        """Its name for the router (computed once: the library keeps this object in memory)."""
+        return conditioning_key(self.data)
+
 
 class ReplicaCalls(Collector):
     """Engine calls per replica, as the ingress saw them: text segments
     (tts_cluster_engine_calls_total) and conditioning computed from clips
     (tts_cluster_conditioning_calls_total); and each replica's own engine-side figures
-    (tts_replica_*), the latest that replica sent with a finished segment (ReplicaFigures).
+    (tts_replica_*) from its latest routing stats.
 
-    The figures come with the streams rather than from a scrape of every replica: a Serve handle
-    routes each call to one replica of its choosing, so reaching each replica on scrape would take
-    Serve's private controller and actor names. A replica that has not finished a segment for this
-    ingress has no figures here yet; one that is gone keeps its last figures (its
-    tts_replica_report_timestamp_seconds stops moving) until the ingress restarts."""
+    Those figures are what the deployment's router in this process last received from Serve
+    (routing.py publishes them to replica_stats): at most a routing-stats period old
+    (serve.yaml), for exactly the replicas Serve routes to now; a replica that is gone is gone
+    from them. A replica that has not reported yet, or a deployment given another router, has
+    no tts_replica_* figures here."""
 
-    def __init__(self) -> None:
+    def __init__(self, deployment: str) -> None:
+        self._deployment = deployment  # replica_stats.deployment_key of the engine deployment
         self._lock = threading.Lock()
         self._calls: Counter[ReplicaStamp] = Counter()
         self._conditionings: Counter[ReplicaStamp] = Counter()
-        self._figures: dict[ReplicaStamp, ReplicaFigures] = {}
 
     def record(self, stamp: ReplicaStamp) -> None:
         with self._lock:
@@ -73,12 +81,6 @@ class ReplicaCalls(Collector):
     def record_conditioning(self, stamp: ReplicaStamp) -> None:
         with self._lock:
             self._conditionings[stamp] += 1
-
-    def report(self, figures: ReplicaFigures) -> None:
-        with self._lock:
-            known = self._figures.get(figures.stamp)
-            if known is None or figures.sequence > known.sequence:  # streams may end out of order
-                self._figures[figures.stamp] = figures
 
     def collect(self) -> Iterator[Metric]:
         calls = CounterMetricFamily(
@@ -91,44 +93,54 @@ class ReplicaCalls(Collector):
             "Cloned-voice conditionings each engine replica computed from clips for this ingress.",
             labels=["replica", "node"],
         )
-        labels = ["replica", "node"]
-        queue = GaugeMetricFamily(
-            "tts_replica_queue_depth",
-            "Synthesis jobs in an engine replica's scheduler (running and waiting), as of its latest report.",
-            labels=labels,
-        )
-        segments = CounterMetricFamily(
-            "tts_replica_segments",
-            "Text segments an engine replica synthesized, by outcome.",
-            labels=[*labels, "outcome"],
-        )
-        synthesis = CounterMetricFamily(
-            "tts_replica_synthesis_seconds", "Wall time of an engine replica's text segments.", labels=labels
-        )
-        audio = CounterMetricFamily(
-            "tts_replica_audio_seconds", "Seconds of audio an engine replica produced.", labels=labels
-        )
-        reported = GaugeMetricFamily(
-            "tts_replica_report_timestamp_seconds",
-            "When an engine replica sent its latest figures.",
-            labels=labels,
-        )
         with self._lock:
             for stamp, count in self._calls.items():
                 calls.add_metric([stamp.replica, stamp.node], count)
             for stamp, count in self._conditionings.items():
                 conditionings.add_metric([stamp.replica, stamp.node], count)
-            for stamp, figures in self._figures.items():
-                ids = [stamp.replica, stamp.node]
-                queue.add_metric(ids, figures.jobs_in_flight)
-                for outcome, count in sorted(figures.segments.items()):
-                    segments.add_metric([*ids, outcome], count)
-                synthesis.add_metric(ids, figures.synthesis_seconds)
-                audio.add_metric(ids, figures.audio_seconds)
-                reported.add_metric(ids, figures.at)
         yield calls
         yield conditionings
-        yield from (queue, segments, synthesis, audio, reported)
+        yield from _replica_figures(replica_stats.latest(self._deployment))
+
+
+def _replica_figures(replicas: dict[ReplicaStamp, replica_stats.ReplicaStats]) -> Iterator[Metric]:
+    labels = ["replica", "node"]
+    queue = GaugeMetricFamily(
+        "tts_replica_queue_depth",
+        "Synthesis jobs in an engine replica's scheduler (running and waiting), as of its latest routing stats.",
+        labels=labels,
+    )
+    segments = CounterMetricFamily(
+        "tts_replica_segments",
+        "Text segments an engine replica synthesized, by outcome.",
+        labels=[*labels, "outcome"],
+    )
+    synthesis = CounterMetricFamily(
+        "tts_replica_synthesis_seconds", "Wall time of an engine replica's text segments.", labels=labels
+    )
+    audio = CounterMetricFamily(
+        "tts_replica_audio_seconds", "Seconds of audio an engine replica produced.", labels=labels
+    )
+    held = GaugeMetricFamily(
+        "tts_replica_conditionings",
+        "Cloned-voice conditionings an engine replica holds decoded in memory (the router prefers it for them).",
+        labels=labels,
+    )
+    decodes = CounterMetricFamily(
+        "tts_replica_conditioning_decodes",
+        "Cloned-voice conditionings an engine replica decoded from the dump a call carried (not in its memory).",
+        labels=labels,
+    )
+    for stamp, stats in sorted(replicas.items(), key=lambda item: (item[0].node, item[0].replica)):
+        ids = [stamp.replica, stamp.node]
+        queue.add_metric(ids, stats.jobs_in_flight)
+        for outcome, count in sorted(stats.segments.items()):
+            segments.add_metric([*ids, outcome], count)
+        synthesis.add_metric(ids, stats.synthesis_seconds)
+        audio.add_metric(ids, stats.audio_seconds)
+        held.add_metric(ids, len(stats.conditionings))
+        decodes.add_metric(ids, stats.conditioning_decodes)
+    yield from (queue, segments, synthesis, audio, held, decodes)
 
 
 class RemoteEngine:
@@ -151,7 +163,7 @@ class RemoteEngine:
         self._retries = settings.cluster.engine_retries
         self._backoff_s = settings.cluster.retry_backoff_seconds
         self._timeout_s = settings.cluster.call_timeout_seconds
-        self.calls = ReplicaCalls()
+        self.calls = ReplicaCalls(replica_stats.deployment_key(handle.app_name, handle.deployment_name))
 
     def languages(self) -> list[str]:
         return list(self.description.languages)
@@ -175,19 +187,17 @@ class RemoteEngine:
     def synthesize(
         self, text: str, language: str, voice: Voice, params: GenerationParams, awaited: bool = False
     ) -> Iterator[np.ndarray]:
-        conditioning = voice.conditioning.data if isinstance(voice.conditioning, RemoteConditioning) else None
+        remote = voice.conditioning if isinstance(voice.conditioning, RemoteConditioning) else None
+        conditioning, key = (remote.data, remote.key) if remote is not None else (None, None)
         for attempt in range(self._retries + 1):
             stream = self._streaming.synthesize.remote(
-                text, language, voice.id, conditioning, params, awaited
+                text, language, voice.id, conditioning, params, awaited, conditioning_key=key
             )
             heard = False
             try:
                 for item in stream:
                     if isinstance(item, ReplicaStamp):
                         self.calls.record(item)
-                        continue
-                    if isinstance(item, ReplicaFigures):
-                        self.calls.report(item)
                         continue
                     heard = True
                     # A copy: arrays from Ray's object store are read-only.
