@@ -29,6 +29,8 @@ _MEANING: dict[Failure, str] = {
     Failure.NOT_READY: "the service is starting",
     Failure.SHUTTING_DOWN: "the service is shutting down",
     Failure.ENGINE_FAILURE: 'the engine failed: the client reads "The engine failed; the error is logged."',
+    Failure.ENGINE_UNAVAILABLE: "the engine serving the request went away mid-request (a cluster's "
+    "engine replica lost); send it again",
     Failure.INTERNAL: 'anything else: the client reads "Internal error; it is logged."',
 }
 

@@ -47,12 +47,17 @@ class Failure(StrEnum):
     """The service is shutting down: new work is refused, work past the grace is cut."""
     ENGINE_FAILURE = "engine_failure"
     """The engine failed on an admitted request (not the client's fault)."""
+    ENGINE_UNAVAILABLE = "engine_unavailable"
+    """The engine serving an admitted request went away (a cluster replica lost); retry."""
     INTERNAL = "internal"
     """Anything else that is not the client's fault."""
 
 
 ENGINE_FAILURE_MESSAGE = "The engine failed; the error is logged."
 INTERNAL_MESSAGE = "Internal error; it is logged."
+ENGINE_UNAVAILABLE_MESSAGE = (
+    "The engine serving this request was lost before it finished; send the request again."
+)
 NOT_READY_MESSAGE = "The service is not ready (starting up or shutting down); retry shortly."
 SHUTTING_DOWN_MESSAGE = "The service is shutting down and takes no new work; retry on another instance."
 DEADLINE_MESSAGE = "The request ran past its deadline; its synthesis was stopped."
@@ -126,6 +131,17 @@ class SynthesisFailed(ServiceFailure):
 
     kind = Failure.ENGINE_FAILURE
     code = "synthesis_failed"
+
+
+class EngineUnavailable(ServiceFailure):
+    """The engine serving an admitted request went away mid-request (engines.base.EngineLost:
+    a cluster's engine replica died). Not the request's fault, and not a broken engine: the same
+    request, sent again, reaches a live one. Its cause is logged; clients read the fixed message."""
+
+    kind = Failure.ENGINE_UNAVAILABLE
+    code = "engine_unavailable"
+    default_message = ENGINE_UNAVAILABLE_MESSAGE
+    retry_after_s = 1
 
 
 class DeadlineExceeded(ServiceFailure):

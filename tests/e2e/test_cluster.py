@@ -4,6 +4,7 @@ replicas on different nodes, every request through the ingress's HTTP doors."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (the cluster extra)")
 
@@ -180,6 +182,25 @@ def _stream_outcome(url: str, started: list[int], index: int) -> tuple[str, byte
     return "complete", bytes(body)
 
 
+def _websocket_outcome(url: str, started: list[int], index: int) -> tuple[str, str]:
+    """("complete", "") or ("error", its code) of one WebSocket session speaking LONG;
+    `started[index]` counts its audio bytes."""
+    with connect(url.replace("http://", "ws://") + "/ws/tts", open_timeout=60) as ws:
+        ws.send(json.dumps({"type": "start", "format": "pcm"}))
+        ws.send(json.dumps({"type": "text", "text": LONG}))
+        ws.send(json.dumps({"type": "close"}))
+        while True:
+            frame = ws.recv(120)
+            if isinstance(frame, bytes):
+                started[index] += len(frame)
+                continue
+            event = json.loads(frame)
+            if event["type"] == "error":
+                return "error", str(event["code"])
+            if event["type"] == "done":
+                return "complete", ""
+
+
 def test_a_killed_engine_replica_breaks_its_streams_only_and_is_replaced(
     deployed: Deployed, transcribe
 ) -> None:  # type: ignore[no-untyped-def]
@@ -187,18 +208,26 @@ def test_a_killed_engine_replica_breaks_its_streams_only_and_is_replaced(
     victims = replica_pids(cluster, "Engine", node=1)
     assert len(victims) == 1, victims
     before = set(engine_calls(url))
-    started = [0] * 4
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    started = [0] * 6
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
         streams = [pool.submit(_stream_outcome, url, started, n) for n in range(4)]
+        sessions = [pool.submit(_websocket_outcome, url, started, n) for n in (4, 5)]
         deadline = time.monotonic() + 60
         while min(started) < 2000 and time.monotonic() < deadline:  # each has audio on its way
             time.sleep(0.005)
         os.kill(victims[0], signal.SIGKILL)
         later = [pool.submit(speak, url, TEXT) for _ in range(4)]  # not started when it died
         outcomes = [stream.result() for stream in streams]
+        session_outcomes = [session.result() for session in sessions]
         whole = [request.result() for request in later]
     kinds = [kind for kind, _ in outcomes]
-    assert "broken" in kinds, kinds  # the streams the dead replica was speaking
+    # The streams the dead replica was speaking: HTTP's end without the chunked body's end, a
+    # WebSocket session's sentence with the error that says to send it again.
+    assert "broken" in kinds or ("error", "engine_unavailable") in session_outcomes, (
+        kinds,
+        session_outcomes,
+    )
+    assert set(session_outcomes) <= {("complete", ""), ("error", "engine_unavailable")}, session_outcomes
     for kind, body in outcomes:
         if kind == "complete":  # a stream that ended cleanly holds all its speech
             assert transcribed_wer(transcribe, body, LONG) <= 0.10

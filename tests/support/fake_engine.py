@@ -69,6 +69,7 @@ class _Rule:
     fragment: str
     after_chunks: int
     gate: threading.Event | None = None  # hold rules wait on it; fail rules have none
+    error: type[EngineError] = EngineError  # what a fail rule raises
     waiting: list[EngineCall] = field(default_factory=list)
 
 
@@ -151,7 +152,7 @@ class FakeEngine:
                     self._wait_at(hold, call)
                 if fail is not None and index == fail.after_chunks:
                     self._end(call, "failed")
-                    raise EngineError(f"fake failure on {call.text!r} after {index} chunk(s)")
+                    raise fail.error(f"fake failure on {call.text!r} after {index} chunk(s)")
                 if start >= audio.size:
                     break
                 chunk = audio[start : start + self.chunk_samples].copy()
@@ -192,11 +193,11 @@ class FakeEngine:
 
     # --- what tests control ---
 
-    def fail_on(self, fragment: str, after_chunks: int = 1) -> None:
-        """Calls whose text contains `fragment` raise EngineError after `after_chunks` chunks
-        (0: before any audio)."""
+    def fail_on(self, fragment: str, after_chunks: int = 1, error: type[EngineError] = EngineError) -> None:
+        """Calls whose text contains `fragment` raise `error` (EngineError, or a subclass such as
+        EngineLost) after `after_chunks` chunks (0: before any audio)."""
         with self._changed:
-            self._failures.append(_Rule(fragment, after_chunks))
+            self._failures.append(_Rule(fragment, after_chunks, error=error))
 
     def hold(self, fragment: str, after_chunks: int = 0) -> threading.Event:
         """Calls whose text contains `fragment` wait, after `after_chunks` chunks, until the

@@ -14,6 +14,8 @@ import pytest
 from starlette.websockets import WebSocket, WebSocketState
 
 from sentiric_tts.doors.websocket.session import SpeechSession
+from sentiric_tts.engines.base import EngineLost
+from sentiric_tts.failures import ENGINE_UNAVAILABLE_MESSAGE
 from sentiric_tts.runtime import Runtime
 from tests.support.fake_engine import SAMPLE_RATE, FakeEngine
 from tests.support.fake_runtime import fake_runtime, zero_runs
@@ -350,6 +352,23 @@ def test_an_engine_failure_is_an_error_event_for_that_sentence_only(
     assert "fake failure" not in error["message"]  # an engine's own text is logged, not sent
     assert [e["sentence"] for e in socket.events if e["type"] == "sentence_finished"] == [0, 2]
     assert socket.events[-1]["type"] == "done"
+
+
+def test_a_lost_engine_is_an_engine_unavailable_error_event_that_says_to_send_again(
+    runtime: Runtime, engine: FakeEngine
+) -> None:
+    engine.fail_on("Lost", after_chunks=1, error=EngineLost)
+
+    async def client(socket: FakeSocket, _: SpeechSession) -> None:
+        socket.send(type="start")
+        socket.send(type="text", text="Fine one. Lost one, cut in the middle of its audio. Fine two.")
+        socket.send(type="close")
+
+    socket = run_session(runtime, client)
+    (error,) = [e for e in socket.events if e["type"] == "error"]
+    assert (error["code"], error["message"]) == ("engine_unavailable", ENGINE_UNAVAILABLE_MESSAGE)
+    assert error["sentence"] == 1
+    assert [e["sentence"] for e in socket.events if e["type"] == "sentence_finished"] == [0, 2]
 
 
 def test_ssml_marks_are_events_at_their_session_offset(runtime: Runtime, engine: FakeEngine) -> None:

@@ -18,6 +18,8 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from sentiric_tts.doors.wyoming.framing import DISCARD_CHUNK_BYTES, BadEvent, BoundedReader, read_event
 from sentiric_tts.doors.wyoming.server import WyomingDoor
 from sentiric_tts.doors.wyoming.voices import wyoming_language
+from sentiric_tts.engines.base import EngineLost
+from sentiric_tts.failures import ENGINE_UNAVAILABLE_MESSAGE
 from tests.support.fake_engine import FakeEngine
 from tests.support.fake_runtime import fake_runtime
 from tests.support.server import free_port
@@ -84,6 +86,21 @@ def test_a_reply_past_the_grace_ends_with_an_error_event(tmp_path: Path) -> None
     events = asyncio.run(go())
     assert events[0].type == "audio-start"
     assert Error.from_event(events[-1]).code == "shutting_down"
+
+
+def test_a_lost_engine_ends_the_reply_with_an_engine_unavailable_error_event(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    engine.fail_on("Lost", after_chunks=1, error=EngineLost)
+
+    async def go() -> list[Event]:
+        async with door(tmp_path, engine) as (_, port), AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Synthesize("Lost in the middle of its audio.").event())
+            return await until(client, "audio-stop", "error")
+
+    events = asyncio.run(go())
+    assert events[0].type == "audio-start" and "audio-chunk" in [e.type for e in events]
+    error = Error.from_event(events[-1])
+    assert (error.code, error.text) == ("engine_unavailable", ENGINE_UNAVAILABLE_MESSAGE)
 
 
 def test_a_stream_speaks_its_sentence_then_says_it_shuts_down(tmp_path: Path) -> None:

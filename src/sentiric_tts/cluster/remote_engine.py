@@ -10,7 +10,9 @@ one is no busier, and the chunks come back as the replica makes them.
 A replica lost before the segment's first audio reached the ingress (killed, its node gone,
 unreachable) is retried on another one: nothing was heard yet, so the client cannot tell. Once
 audio has gone on, the segment cannot be resumed elsewhere (another replica would start it
-again), so the call raises EngineError and the door ends the stream as an engine failure.
+again), so the call raises EngineLost and the door ends the request with its "engine unavailable"
+error (failures.EngineUnavailable: HTTP 503 or a broken stream, gRPC UNAVAILABLE, a WebSocket or
+Wyoming error event), which tells the client that sending it again will work.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ray.serve.handle import DeploymentHandle
 from sentiric_tts.cluster import replica_stats
 from sentiric_tts.cluster.description import EngineDescription
 from sentiric_tts.cluster.replica_stats import ReplicaStamp, conditioning_key
-from sentiric_tts.engines.base import EngineError, EngineKind, GenerationParams, Voice, VoiceInfo
+from sentiric_tts.engines.base import EngineError, EngineKind, EngineLost, GenerationParams, Voice, VoiceInfo
 from sentiric_tts.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -205,7 +207,7 @@ class RemoteEngine:
                 return
             except _REPLICA_LOST as exc:
                 if heard or attempt == self._retries:
-                    raise EngineError(
+                    raise EngineLost(
                         f"engine replica lost ({'mid-stream' if heard else 'no retry left'}): {exc}"
                     ) from exc
                 log.warning("engine replica lost before the first audio; retrying (%s)", exc)
@@ -220,7 +222,10 @@ class RemoteEngine:
         (the doors call some of these from one), so there it runs on a helper thread."""
 
         def call() -> Any:
-            return getattr(self._handle, method).remote(*args).result(timeout_s=self._timeout_s)
+            try:
+                return getattr(self._handle, method).remote(*args).result(timeout_s=self._timeout_s)
+            except _REPLICA_LOST as exc:
+                raise EngineLost(f"engine replica lost during {method}: {exc}") from exc
 
         try:
             asyncio.get_running_loop()

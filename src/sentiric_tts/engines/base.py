@@ -74,6 +74,11 @@ class EngineError(RuntimeError):
     """The engine failed while synthesizing (not the client's fault)."""
 
 
+class EngineLost(EngineError):
+    """The engine doing the work went away mid-call (a cluster's engine replica died, its node
+    left): nothing is wrong with the request, and sending it again will reach a live engine."""
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A loaded synthesis engine. Implementations must be safe to call from one worker thread."""

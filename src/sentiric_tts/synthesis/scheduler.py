@@ -32,8 +32,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sentiric_tts.engines.base import EngineLost
 from sentiric_tts.engines.thread_priority import lower_current_thread_priority, stream_thread_priority
-from sentiric_tts.failures import SHUTTING_DOWN_MESSAGE, ServiceBusy, ShuttingDown, SynthesisFailed
+from sentiric_tts.failures import (
+    SHUTTING_DOWN_MESSAGE,
+    EngineUnavailable,
+    ServiceBusy,
+    ShuttingDown,
+    SynthesisFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +365,9 @@ class JobHandle:
             raise StopAsyncIteration
         if isinstance(item, ShuttingDown):
             raise item
+        if isinstance(item, EngineLost):
+            log.warning("engine lost during a job: %s", item)
+            raise EngineUnavailable() from item
         if isinstance(item, BaseException):
             raise SynthesisFailed(str(item) or type(item).__name__) from item
         self._scheduler._consumed(self._job)

@@ -24,6 +24,7 @@ GRPC_STATUS: dict[Failure, grpc.StatusCode] = {
     Failure.NOT_READY: grpc.StatusCode.UNAVAILABLE,
     Failure.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,  # refused, or cut at the end of the grace
     Failure.ENGINE_FAILURE: grpc.StatusCode.INTERNAL,
+    Failure.ENGINE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,  # a retry reaches a live engine
     Failure.INTERNAL: grpc.StatusCode.INTERNAL,
 }
 

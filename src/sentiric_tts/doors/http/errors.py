@@ -117,6 +117,7 @@ HTTP_STATUS: dict[Failure, int] = {
     Failure.NOT_READY: 503,
     Failure.SHUTTING_DOWN: 503,
     Failure.ENGINE_FAILURE: 500,
+    Failure.ENGINE_UNAVAILABLE: 503,
     Failure.INTERNAL: 500,
 }
 
