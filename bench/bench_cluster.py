@@ -10,8 +10,12 @@ Prints:
 Each replica runs one engine thread (TTS_FIRST_AUDIO_PRIORITY=false): with its first-audio thread
 beside it, one replica alone would already use both cores of a 2-core machine.
 
+With --load, also bench_load.py's load phase (concurrency 1, 4, 8, 16, streamed PCM) through the
+cluster with two replicas, its table printed as bench_load.py prints it.
+
 Every request speaks a distinct text, so no cache can help.
 Usage: python bench/bench_cluster.py [--requests 12] [--concurrency 4] [--rounds 15]
+       [--load [--load-requests-per-worker 8]]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -131,6 +136,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=12)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--load", action="store_true", help="also run bench_load.py through the cluster")
+    parser.add_argument("--load-requests-per-worker", type=int, default=8)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,6 +160,11 @@ def main() -> None:
             # The single machine's texts: Piper's first piece costs more for a longer sentence
             # ("number 9001" is "nine thousand and one"), so different texts would not compare.
             cluster_ttfa = first_audio(url, args.rounds, 0)
+            if args.load:
+                print("bench_load.py through the cluster (2 engine replicas):", flush=True)
+                load = [sys.executable, str(ROOT / "bench" / "bench_load.py"), "--url", url]
+                load += ["--soak-seconds", "0", "--requests-per-worker", str(args.load_requests_per_worker)]
+                subprocess.run(load, check=True)
 
     print(f"Piper, whole-file WAV, {args.requests} requests at concurrency {args.concurrency}:")
     print(f"  1 engine replica : {one:6.1f} audio s / wall s")
