@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sentiric_tts.voices.library_records import LibrarySample, LibraryVoice
+from sentiric_tts.voices.library_rules import name_key
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ class LibraryIndex:
             (
                 voice.id,
                 voice.name,
-                voice.name.casefold(),
+                name_key(voice.name),
                 voice.owner,
                 voice.language,
                 voice.description,

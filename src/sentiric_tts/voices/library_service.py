@@ -34,6 +34,7 @@ from sentiric_tts.voices.library_rules import (
     clean_description,
     clean_name,
     last_sample,
+    name_key,
     name_taken,
     sample_not_found,
     voice_not_found,
@@ -105,7 +106,7 @@ class LibraryService:
         by_id = next((v for v in visible if v.id == key), None)
         if by_id is not None:
             return by_id
-        named = [v for v in visible if v.name.casefold() == key.casefold()]
+        named = [v for v in visible if name_key(v.name) == name_key(key)]
         return next((v for v in named if v.owner == access.owner), named[0] if named else None)
 
     def sample_file(self, voice_id: str, sample_id: str | None, access: LibraryAccess) -> tuple[str, bytes]:
@@ -187,7 +188,7 @@ class LibraryService:
         engine = require_cloning_engine(self.engine)
         reserved = self._builtin_names()
         # Fail fast on a taken name, before the clips cost any work (the store checks again).
-        if self.store.has_name(name, access.owner) or name.casefold() in {n.casefold() for n in reserved}:
+        if self.store.has_name(name, access.owner) or name_key(name) in {name_key(n) for n in reserved}:
             raise name_taken(name)
         references = await self._references(files)
         conditioning, latents = await self._latents(engine, references)
