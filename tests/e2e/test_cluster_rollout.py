@@ -1,5 +1,5 @@
 """Redeploying the service on a two-node Ray Serve cluster while clients keep speaking to it,
-and the gRPC door beside the ingress.
+and the gRPC and Wyoming doors beside the ingress.
 
 A changed config makes Serve replace replicas one at a time (a rolling update): each old
 replica is sent no new request, finishes those it has, then stops. No request sent during the
@@ -10,6 +10,7 @@ called again on the new ingress (the old one let its port go)."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import copy
 from collections.abc import Callable, Iterator
@@ -21,12 +22,16 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.tts import Synthesize, SynthesizeVoice
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (the cluster extra)")
 
 from sentiric_tts.doors.grpc.contract import SERVICE_NAME, pb
 from tests.e2e.test_cluster import engine_calls, wait_for_replicas, wait_ready
 from tests.e2e.test_cluster_autoscaling import wait_for
+from tests.e2e.test_wyoming import ONE_SHOT, VOICE, heard, reply, types
 from tests.support.audio import parse_wav, pcm16, to_16k, to_float, word_error_rate
 from tests.support.grpc_client import joined_audio, refusal, run, stub
 from tests.support.ray_cluster import LocalCluster, local_cluster, replica_pids, serve_config, serve_run
@@ -44,6 +49,7 @@ class Deployment:
     cluster: LocalCluster
     url: str
     grpc_target: str
+    wyoming_port: int
     config: dict[str, Any]
     config_path: Path
 
@@ -59,15 +65,22 @@ class Deployment:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     ray_dir = Path(f"/tmp/ray-tts-{free_port()}")  # short: Ray's socket paths have a length limit
     with local_cluster(ray_dir) as cluster:
-        port, grpc_port = free_port(), free_port()
+        port, grpc_port, wyoming_port = free_port(), free_port(), free_port()
         data = tmp_path_factory.mktemp("cluster-rollout-data")
-        grpc_env = {"TTS_GRPC_ENABLED": "true", "TTS_GRPC_HOST": "127.0.0.1", "TTS_GRPC_PORT": str(grpc_port)}
-        config = serve_config(port, data, extra_env=grpc_env)
+        beside = {
+            "TTS_GRPC_ENABLED": "true",
+            "TTS_GRPC_HOST": "127.0.0.1",
+            "TTS_GRPC_PORT": str(grpc_port),
+            "TTS_WYOMING_ENABLED": "true",
+            "TTS_WYOMING_HOST": "127.0.0.1",
+            "TTS_WYOMING_PORT": str(wyoming_port),
+        }
+        config = serve_config(port, data, extra_env=beside)
         serve_run(cluster, config, data / "serve.yaml")
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)
         wait_for_replicas(url, 2)
-        yield Deployment(cluster, url, f"127.0.0.1:{grpc_port}", config, data / "serve.yaml")
+        yield Deployment(cluster, url, f"127.0.0.1:{grpc_port}", wyoming_port, config, data / "serve.yaml")
 
 
 # --- gRPC beside the ingress ---
@@ -107,6 +120,26 @@ def test_grpc_beside_the_ingress_streams_speech_and_maps_failures(
     error = refusal(lambda: grpc_stream(target, text="Hi.", voice="nobody"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
     assert "Unknown voice 'nobody'" in error.details(), error.details()
+
+
+# --- Wyoming beside the ingress ---
+
+
+def test_wyoming_beside_the_ingress_speaks_as_home_assistant_asks(
+    deployment: Deployment, transcribe: Callable[[Any], str]
+) -> None:
+    async def speak(voice: str) -> list[Any]:
+        async with AsyncTcpClient("127.0.0.1", deployment.wyoming_port) as client:
+            await client.write_event(Synthesize(ONE_SHOT, voice=SynthesizeVoice(name=voice)).event())
+            return await reply(client)
+
+    before = sum(engine_calls(deployment.url).values())
+    events = run(lambda: asyncio.wait_for(speak(VOICE), 120))
+    assert types(events) == ["audio-start", "audio-chunk", "audio-stop"]
+    assert word_error_rate(ONE_SHOT, heard(events, transcribe)) <= 0.10
+    assert sum(engine_calls(deployment.url).values()) > before  # spoken by the engine replicas
+    (refused,) = run(lambda: asyncio.wait_for(speak("nobody"), 120))
+    assert Error.from_event(refused).code == "unknown_voice", refused
 
 
 # --- rolling updates under load ---
