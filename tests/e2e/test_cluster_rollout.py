@@ -33,6 +33,7 @@ from tests.e2e.test_cluster import engine_calls, wait_for_replicas, wait_ready
 from tests.e2e.test_cluster_autoscaling import wait_for
 from tests.e2e.test_wyoming import ONE_SHOT, VOICE, heard, reply, types
 from tests.support.audio import parse_wav, pcm16, to_16k, to_float, word_error_rate
+from tests.support.broken_voice import BROKEN_VOICE, add_broken_voice
 from tests.support.grpc_client import joined_audio, refusal, run, stub
 from tests.support.ray_cluster import LocalCluster, local_cluster, replica_pids, serve_config, serve_run
 from tests.support.rolling_load import TELEPHONY, TEXT, Load
@@ -266,3 +267,43 @@ def test_a_rolling_update_of_the_whole_application_drops_no_request_and_grpc_mov
     after = engine_calls(deployment.url)
     assert len(after) == 2 and not set(after) & old, (old, after)
     assert grpc_heard(deployment.grpc_target, transcribe) <= 0.15
+
+
+# --- an engine-only update to another engine ---
+
+
+def test_an_engine_only_update_to_another_engine_replaces_the_stale_ingress(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The Engine deployment alone gets another engine (here: one more voice, from its own data
+    folder). The ingress was built for the old one: requests the new replicas refuse are answered
+    `503 engine_unavailable` (never another engine's audio), the ingress's health check fails,
+    and Serve replaces it with one that lists the new voice and speaks."""
+    engine_data = tmp_path / "engine-data"
+    add_broken_voice(engine_data)  # a voice that loads (and fails if used): another voice list
+
+    def engine_data_dir(config: dict[str, Any]) -> None:
+        for deployment_config in config["applications"][0]["deployments"]:
+            if deployment_config["name"] == "Engine":  # env vars merge over the application's
+                options = deployment_config["ray_actor_options"]
+                options["runtime_env"] = {"env_vars": {"TTS_DATA_DIR": str(engine_data)}}
+
+    ingress = replica_processes(deployment.cluster, "Ingress")
+    deployment.redeploy(engine_data_dir)
+    answers: list[tuple[int, str]] = []
+
+    def listed_and_spoken() -> bool:
+        response = httpx.post(f"{deployment.url}/api/tts", json={"text": TEXT}, timeout=120)
+        try:
+            code = "" if response.status_code == 200 else str(response.json()["error"]["code"])
+        except (ValueError, KeyError, TypeError):  # not the service's own error body
+            code = f"other: {response.text[:80]}"
+        answers.append((response.status_code, code))
+        if response.status_code != 200:
+            return False
+        voices = httpx.get(f"{deployment.url}/api/voices", timeout=30).json()["voices"]
+        return BROKEN_VOICE in {voice["id"] for voice in voices}
+
+    wait_for(listed_and_spoken, 300, "a new ingress listing the new engine's voices")
+    assert set(answers) <= {(200, ""), (503, "engine_unavailable")}, answers
+    assert replica_processes(deployment.cluster, "Ingress").isdisjoint(ingress)

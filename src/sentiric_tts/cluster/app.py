@@ -60,6 +60,14 @@ class Ingress:
         self._remote = remote_engine(self._engine, settings)
         return self._remote
 
+    def check_health(self) -> None:
+        """Serve's health check: an ingress built for another engine than its replicas now run
+        (the Engine deployment was updated alone) reports itself unhealthy, and Serve replaces
+        it with one that describes the engine anew. Until then its requests are answered
+        `engine_unavailable` (send it again), never with another engine's audio."""
+        if self._remote is not None and self._remote.stale is not None:
+            raise RuntimeError(f"stale ingress: {self._remote.stale}")
+
 
 ENGINE_ROUTER = RequestRouterConfig(
     request_router_class="sentiric_tts.cluster.routing:LatentAffinityRouter",

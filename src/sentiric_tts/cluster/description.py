@@ -3,6 +3,7 @@ attributes and listings, as plain data that crosses a Serve handle."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from sentiric_tts.engines.base import (
@@ -13,6 +14,11 @@ from sentiric_tts.engines.base import (
     LatentEngine,
     VoiceInfo,
 )
+
+
+class EngineMismatch(RuntimeError):
+    """A synthesis call from an ingress that was built for another engine than the replica runs
+    (EngineDescription.contract): refused before any audio."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,28 @@ class EngineDescription:
     conditioning_tag: str
     max_batch: int | None
     graph_batch_sizes: tuple[int, ...]
+
+    def contract(self) -> str:
+        """A digest of what the ingress builds its pipeline on (the engine, its rate, voices,
+        languages, segment limits, conditioning format), leaving out what may differ between
+        replicas of one engine (device, batch sizes). An ingress only sends work to replicas
+        with its own: audio from another engine would be played at the wrong rate, in the
+        wrong voice, or with conditioning it cannot read."""
+        fields = (
+            self.name,
+            self.sample_rate,
+            self.streams_within_segment,
+            self.supports_cloning,
+            self.languages,
+            self.voices,
+            self.default_voice,
+            sorted(self.max_segment_chars.items()),
+            self.fingerprint,
+            self.cloning,
+            self.latents,
+            self.conditioning_tag,
+        )
+        return hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
 
 
 def describe(engine: Engine) -> EngineDescription:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiric_tts.cluster.description import EngineDescription, describe
+from sentiric_tts.cluster.description import EngineDescription, EngineMismatch, describe
 from sentiric_tts.cluster.replica_stats import OUTCOMES, ReplicaStamp, ReplicaStats, digest_key
 from sentiric_tts.engines.base import CloningEngine, Engine, GenerationParams, LatentEngine, Voice
 from sentiric_tts.engines.selection import load_engine
@@ -115,6 +115,7 @@ class EngineReplica:
         self._engine.warmup()
         self._scheduler.start()
         self._description = describe(self._engine)
+        self._contract = self._description.contract()
         self._conditionings: OrderedDict[bytes, object] = OrderedDict()
         self._tally = _Tally()
         self.stamp = _stamp()
@@ -134,10 +135,20 @@ class EngineReplica:
         params: GenerationParams,
         awaited: bool,
         conditioning_key: str | None = None,
+        contract: str | None = None,
     ) -> AsyncIterator[object]:
         """The stamp, then the engine's float32 PCM chunks for one segment. Closing the stream
         (the ingress's request ended) cancels the job before its next chunk. `conditioning_key`
-        is for the router (routing.py), which reads it from the call; unused here."""
+        is for the router (routing.py), which reads it from the call; unused here. `contract`:
+        the ingress's EngineDescription.contract(); a call from an ingress built for another
+        engine is refused (EngineMismatch) before any audio."""
+        if contract is not None and contract != self._contract:
+            raise EngineMismatch(
+                f"engine replica {self.stamp.replica} runs {self._description.name} "
+                f"({self._description.sample_rate} Hz, contract {self._contract}), not the engine the "
+                f"ingress was built for (contract {contract}): an engine change must replace the "
+                "ingress too; redeploy the whole application (a TTS_* setting in its runtime_env)"
+            )
         voice = Voice(voice_id, self._conditioning(conditioning))
         started = time.monotonic()
         job = self._scheduler.submit(

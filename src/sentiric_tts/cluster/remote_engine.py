@@ -35,7 +35,7 @@ from ray.exceptions import RayActorError, WorkerCrashedError
 from ray.serve.handle import DeploymentHandle
 
 from sentiric_tts.cluster import replica_stats
-from sentiric_tts.cluster.description import EngineDescription
+from sentiric_tts.cluster.description import EngineDescription, EngineMismatch
 from sentiric_tts.cluster.replica_stats import ReplicaStamp, conditioning_key
 from sentiric_tts.engines.base import EngineError, EngineKind, EngineLost, GenerationParams, Voice, VoiceInfo
 from sentiric_tts.settings import Settings
@@ -157,6 +157,10 @@ class RemoteEngine:
         self._handle = handle
         self._streaming = handle.options(stream=True)
         self.description = description
+        self._contract = description.contract()
+        self.stale: str | None = None
+        """Why this ingress no longer matches the engine replicas (EngineMismatch), once a
+        replica has said so."""
         self.name = description.name
         self.sample_rate = description.sample_rate
         self.device = f"ray:{description.device}"
@@ -193,7 +197,14 @@ class RemoteEngine:
         conditioning, key = (remote.data, remote.key) if remote is not None else (None, None)
         for attempt in range(self._retries + 1):
             stream = self._streaming.synthesize.remote(
-                text, language, voice.id, conditioning, params, awaited, conditioning_key=key
+                text,
+                language,
+                voice.id,
+                conditioning,
+                params,
+                awaited,
+                conditioning_key=key,
+                contract=self._contract,
             )
             heard = False
             try:
@@ -212,6 +223,13 @@ class RemoteEngine:
                     ) from exc
                 log.warning("engine replica lost before the first audio; retrying (%s)", exc)
                 time.sleep(self._backoff_s * 2**attempt)
+            except EngineMismatch as exc:
+                # The replicas run another engine than this ingress was built for (an engine-only
+                # update): nothing to play, and a retry succeeds once Serve has replaced this
+                # ingress, which its health check asks for (app.py).
+                self.stale = str(exc)
+                log.error("%s", exc)
+                raise EngineLost("engine replica runs another engine than this ingress's") from exc
             except Exception as exc:  # the engine failed on its replica: no retry
                 raise EngineError(f"engine replica failed: {exc}") from exc
             finally:
