@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sentiric_tts.voices.library_records import LibrarySample, LibraryVoice
-from sentiric_tts.voices.library_rules import name_key
+from sentiric_tts.voices.library_rules import voice_row
 
 log = logging.getLogger(__name__)
 
@@ -263,17 +263,7 @@ class LibraryIndex:
         db.execute(
             "INSERT INTO voices (id, name, name_key, owner, language, description, created_at, "
             "updated_at, reference_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                voice.id,
-                voice.name,
-                name_key(voice.name),
-                voice.owner,
-                voice.language,
-                voice.description,
-                voice.created_at,
-                voice.updated_at,
-                voice.reference_digest,
-            ),
+            voice_row(voice),
         )
         db.executemany(
             "INSERT INTO samples (id, voice_id, position, filename, seconds) VALUES (?, ?, ?, ?, ?)",

@@ -160,6 +160,22 @@ def name_key(name: str) -> str:
     return name.casefold()
 
 
+def voice_row(voice: LibraryVoice) -> tuple[object, ...]:
+    """A voice's row in either store's `voices` table, in the columns' order: id, name, name_key,
+    owner, language, description, created_at, updated_at, reference_digest."""
+    return (
+        voice.id,
+        voice.name,
+        name_key(voice.name),
+        voice.owner,
+        voice.language,
+        voice.description,
+        voice.created_at,
+        voice.updated_at,
+        voice.reference_digest,
+    )
+
+
 def _refuse_reserved(name: str, reserved_names: Sequence[str]) -> None:
     if name_key(name) in {name_key(reserved) for reserved in reserved_names}:
         raise name_taken(name)

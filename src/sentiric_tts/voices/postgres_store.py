@@ -40,6 +40,7 @@ from sentiric_tts.voices.library_rules import (
     new_voice,
     sample_not_found,
     voice_not_found,
+    voice_row,
     with_samples,
     without_sample,
 )
@@ -282,17 +283,7 @@ class PostgresLibraryStore:
             db.execute(
                 "INSERT INTO tts_voices (id, name, name_key, owner, language, description, "
                 "created_at, updated_at, reference_digest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    voice.id,
-                    voice.name,
-                    name_key(voice.name),
-                    voice.owner,
-                    voice.language,
-                    voice.description,
-                    voice.created_at,
-                    voice.updated_at,
-                    voice.reference_digest,
-                ),
+                voice_row(voice),
             )
             _insert_samples(db, voice.id, 0, list(zip(voice.samples, samples, strict=True)))
         except psycopg.errors.UniqueViolation as exc:
