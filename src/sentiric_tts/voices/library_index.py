@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sentiric_tts.voices.library_records import LibrarySample, LibraryVoice
-from sentiric_tts.voices.library_rules import voice_row
+from sentiric_tts.voices.library_rules import VOICE_COLUMNS, voice_from_row, voice_row
 
 log = logging.getLogger(__name__)
 
@@ -93,25 +93,6 @@ class Transaction:
                 action()
             except Exception as exc:  # the change itself is settled; a leftover is swept at start
                 log.warning("Voice library: tidying %s failed (%s); the next start sweeps it", when, exc)
-
-
-# The columns a voice's row shares across schema versions, in `_voice`'s order.
-_VOICE_COLUMNS = "id, name, language, description, created_at, updated_at, reference_digest"
-
-
-def _voice(columns: tuple, owner: str | None, samples: dict[str, list[LibrarySample]]) -> LibraryVoice:
-    voice_id, name, language, description, created_at, updated_at, reference_digest = columns
-    return LibraryVoice(
-        id=voice_id,
-        name=name,
-        language=language,
-        description=description,
-        created_at=created_at,
-        updated_at=updated_at,
-        reference_digest=reference_digest,
-        owner=owner,
-        samples=tuple(samples.get(voice_id, ())),
-    )
 
 
 class LibraryIndex:
@@ -216,9 +197,11 @@ class LibraryIndex:
                 return []
             samples = self._samples(db)
             return [
-                LegacyVoice(_voice(row[:7], None, samples), latents_model=row[7], latents_digest=row[8])
+                LegacyVoice(
+                    voice_from_row(row[:7], None, samples), latents_model=row[7], latents_digest=row[8]
+                )
                 for row in db.execute(
-                    f"SELECT {_VOICE_COLUMNS}, latents_model, latents_digest FROM voices ORDER BY created_at, id"
+                    f"SELECT {VOICE_COLUMNS}, latents_model, latents_digest FROM voices ORDER BY created_at, id"
                 )
             ]
 
@@ -244,8 +227,8 @@ class LibraryIndex:
                 return self.load_all(own)
         samples = self._samples(db)
         return tuple(
-            _voice(row[:7], row[7], samples)
-            for row in db.execute(f"SELECT {_VOICE_COLUMNS}, owner FROM voices ORDER BY created_at, id")
+            voice_from_row(row[:7], row[7], samples)
+            for row in db.execute(f"SELECT {VOICE_COLUMNS}, owner FROM voices ORDER BY created_at, id")
         )
 
     def get(self, db: sqlite3.Connection, voice_id: str) -> LibraryVoice | None:

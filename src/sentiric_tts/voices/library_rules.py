@@ -11,6 +11,7 @@ import dataclasses
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sentiric_tts.failures import Failure, RequestError, ServiceBusy
 from sentiric_tts.voices.library_records import (
@@ -158,6 +159,29 @@ def clean_description(description: str) -> str:
 def name_key(name: str) -> str:
     """What makes two names the same name (for the unique index per owner)."""
     return name.casefold()
+
+
+VOICE_COLUMNS = "id, name, language, description, created_at, updated_at, reference_digest"
+"""The columns of a voice's row that every store and schema version has, in `voice_from_row`'s
+order (the owner column came later to SQLite, so it is read apart)."""
+
+
+def voice_from_row(
+    columns: Sequence[Any], owner: str | None, samples: dict[str, list[LibrarySample]]
+) -> LibraryVoice:
+    """A voice from its VOICE_COLUMNS, its owner and the samples of every voice read with it."""
+    voice_id, name, language, description, created_at, updated_at, reference_digest = columns
+    return LibraryVoice(
+        id=voice_id,
+        name=name,
+        language=language,
+        description=description,
+        created_at=created_at,
+        updated_at=updated_at,
+        reference_digest=reference_digest,
+        owner=owner,
+        samples=tuple(samples.get(voice_id, ())),
+    )
 
 
 def voice_row(voice: LibraryVoice) -> tuple[object, ...]:

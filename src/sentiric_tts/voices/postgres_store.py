@@ -28,6 +28,7 @@ import psycopg
 
 from sentiric_tts.voices.library_records import Latents, LibrarySample, LibraryVoice, NewSample
 from sentiric_tts.voices.library_rules import (
+    VOICE_COLUMNS,
     LibraryUnavailable,
     MetadataEdit,
     first_or_named,
@@ -39,6 +40,7 @@ from sentiric_tts.voices.library_rules import (
     name_taken,
     new_voice,
     sample_not_found,
+    voice_from_row,
     voice_not_found,
     voice_row,
     with_samples,
@@ -52,7 +54,7 @@ _UNIQUE_NAME = "tts_voices_owner_name"
 _RETRY_AFTER_FAILURE_S = 2.0
 """After the database failed a listing, how long listings answer from memory without asking."""
 
-_VOICE_COLUMNS = "id, name, language, description, created_at, updated_at, reference_digest, owner"
+_VOICE_COLUMNS = f"{VOICE_COLUMNS}, owner"
 
 
 def _voices(db: psycopg.Connection, only: str | None = None) -> list[LibraryVoice]:
@@ -67,18 +69,8 @@ def _voices(db: psycopg.Connection, only: str | None = None) -> list[LibraryVoic
     ):
         samples.setdefault(voice_id, []).append(LibrarySample(sample_id, filename, seconds))
     return [
-        LibraryVoice(
-            id=voice_id,
-            name=name,
-            language=language,
-            description=description,
-            created_at=created_at,
-            updated_at=updated_at,
-            reference_digest=digest,
-            owner=owner,
-            samples=tuple(samples.get(voice_id, ())),
-        )
-        for voice_id, name, language, description, created_at, updated_at, digest, owner in db.execute(
+        voice_from_row(row[:7], row[7], samples)
+        for row in db.execute(
             f"SELECT {_VOICE_COLUMNS} FROM tts_voices {voice_filter} ORDER BY created_at, id", params
         )
     ]
