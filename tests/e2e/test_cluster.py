@@ -26,7 +26,6 @@ from tests.support.server import free_port
 pytestmark = pytest.mark.cluster
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
-_CALLS = re.compile(r'^tts_cluster_engine_calls_total\{node="([^"]+)",replica="([^"]+)"\} ([0-9.e+]+)$', re.M)
 _REPLICA_SAMPLE = re.compile(r"^(tts_replica_[a-z_]+)\{([^}]*)\} ([0-9.e+-]+)$", re.M)
 _LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 
@@ -37,10 +36,16 @@ class Deployed:
     url: str
 
 
+def replica_counts(url: str, metric: str) -> dict[tuple[str, str], float]:
+    """(node, replica) -> the value of `metric{node,replica}` on the ingress's /metrics."""
+    sample = re.compile(rf'^{metric}\{{node="([^"]+)",replica="([^"]+)"\}} ([0-9.e+]+)$', re.M)
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return {(node, replica): float(count) for node, replica, count in sample.findall(text)}
+
+
 def engine_calls(url: str) -> dict[tuple[str, str], float]:
     """(node, replica) -> text segments it took, from the ingress's /metrics."""
-    text = httpx.get(f"{url}/metrics", timeout=30).text
-    return {(node, replica): float(count) for node, replica, count in _CALLS.findall(text)}
+    return replica_counts(url, "tts_cluster_engine_calls_total")
 
 
 def replica_figures(url: str) -> dict[tuple[str, str], dict[str, float]]:

@@ -12,7 +12,6 @@ the router picks (each replica decodes it once and keeps it; the one that comput
 from __future__ import annotations
 
 import concurrent.futures
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,8 @@ import pytest
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (the cluster extra)")
 
-from tests.e2e.test_cluster import engine_calls, replica_figures, wait_ready
+from tests.e2e.test_cluster import engine_calls, replica_counts, replica_figures, wait_ready
+from tests.service.test_xtts_http import xtts_env
 from tests.support.audio import encode_with_av, parse_wav
 from tests.support.postgres import PostgresServer
 from tests.support.ray_cluster import local_cluster, serve_config, serve_run
@@ -33,11 +33,7 @@ from tests.support.server import free_port
 
 pytestmark = pytest.mark.cluster
 
-TOKENS = 12  # forced per sentence (min == max new tokens): short generation of a known length
 MAX_QUEUED = 2  # the ingress's admission: requests in flight across the whole cluster
-_CONDITIONINGS = re.compile(
-    r'^tts_cluster_conditioning_calls_total\{node="([^"]+)",replica="([^"]+)"\} ([0-9.e+]+)$', re.M
-)
 # Many sentences: a stream its client does not read stays in flight (the replica pauses).
 VERY_LONG = " ".join(f"This is sentence number {n} of a long reading." for n in range(40))
 
@@ -49,8 +45,7 @@ class Deployed:
 
 
 def conditioning_calls(url: str) -> dict[tuple[str, str], float]:
-    text = httpx.get(f"{url}/metrics", timeout=30).text
-    return {(node, replica): float(count) for node, replica, count in _CONDITIONINGS.findall(text)}
+    return replica_counts(url, "tts_cluster_conditioning_calls_total")
 
 
 def eventually(check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
@@ -93,13 +88,7 @@ def deployed(
         port = free_port()
         data = tmp_path_factory.mktemp("cluster-library-data")
         settings = {
-            "TTS_ENGINE": "xtts",
-            "TTS_XTTS_MODEL_DIR": str(xtts_dir),
-            "TTS_XTTS_DEVICE": "cpu",
-            "TTS_XTTS_MIN_NEW_TOKENS": str(TOKENS),
-            "TTS_XTTS_MAX_NEW_TOKENS": str(TOKENS),
-            "TTS_XTTS_FIRST_CHUNK_SIZE": "4",
-            "TTS_XTTS_STREAM_CHUNK_SIZE": "8",
+            **xtts_env(xtts_dir),
             "TTS_LIBRARY_URL": database,
             "TTS_MAX_QUEUED_REQUESTS": str(MAX_QUEUED),
             "TTS_STREAM_BUFFER_CHUNKS": "1",

@@ -38,7 +38,7 @@ from sentiric_tts.voices.library_records import (
 )
 from sentiric_tts.voices.library_store import LibraryStore
 from tests.service.test_voice_library import Clip, clips, created, error, misses, same_speech, speak  # noqa: F401
-from tests.service.test_xtts_http import TOKENS, xtts_settings
+from tests.service.test_xtts_http import xtts_env, xtts_settings
 from tests.support.server import free_port, running_server
 
 MODEL = "fingerprint-a|xtts-cond:len=6"
@@ -485,13 +485,7 @@ def service_on_small_disk(xtts_dir: Path, tmp_path: Path) -> Iterator[tuple[str,
     env = {
         **os.environ,
         "TTS_DATA_DIR": str(data),
-        "TTS_ENGINE": "xtts",
-        "TTS_XTTS_MODEL_DIR": str(xtts_dir),
-        "TTS_XTTS_DEVICE": "cpu",
-        "TTS_XTTS_MIN_NEW_TOKENS": str(TOKENS),
-        "TTS_XTTS_MAX_NEW_TOKENS": str(TOKENS),
-        "TTS_XTTS_FIRST_CHUNK_SIZE": "4",
-        "TTS_XTTS_STREAM_CHUNK_SIZE": "8",
+        **xtts_env(xtts_dir),
         "TTS_PORT": str(port),
         "TTS_GRPC_ENABLED": "false",
         "TTS_GRADIO_ENABLED": "false",

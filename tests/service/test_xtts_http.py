@@ -31,6 +31,11 @@ def xtts_values(xtts_dir: Path) -> dict[str, object]:
     }
 
 
+def xtts_env(xtts_dir: Path) -> dict[str, str]:
+    """`xtts_values` as the environment of a service in another process (TTS_<FLAT NAME>)."""
+    return {f"TTS_{name.upper()}": str(value) for name, value in xtts_values(xtts_dir).items()}
+
+
 def xtts_settings(data_dir: Path, xtts_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
     return isolated_settings(data_dir, **{**xtts_values(xtts_dir), **overrides})
 
