@@ -44,14 +44,9 @@ LONG = (
     "If you need to change the delivery address, please say change address now."
 )
 SHORT = "Hello, your appointment number {n} is confirmed for tomorrow morning."
-# One engine thread per replica, computing with one Piper thread (no first-audio threads beside
-# it), so one replica uses one core: the engine settings of the single-machine service below.
-ONE_CORE = {
-    "TTS_FIRST_AUDIO_PRIORITY": "false",
-    "TTS_ENGINE_WORKERS": "1",
-    "TTS_PIPER_THREADS": "1",
-    "TTS_PIPER_LONE_CALL_THREADS": "1",
-}
+# serve_config gives each replica one engine thread computing with one Piper thread; without
+# first-audio threads beside it, one replica uses one core, as the single-machine service below.
+ONE_CORE = {"TTS_FIRST_AUDIO_PRIORITY": "false"}
 
 
 def throughput(url: str, requests: int, concurrency: int, offset: int) -> float:
